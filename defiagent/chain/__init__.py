@@ -1,0 +1,1 @@
+"""Local chains (anvil) and the JSON-RPC transport."""

@@ -1,0 +1,169 @@
+"""Start and stop anvil: plain, or forking another RPC; never left behind as an orphan."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+from defiagent.chain.process import die_with_parent_preexec
+from defiagent.chain.rpc import JsonRpcClient, RpcError
+from defiagent.errors import InfraError
+from defiagent.toolchain import anvil_path
+
+_RUNNING: weakref.WeakSet[Anvil] = weakref.WeakSet()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Anvil:
+    """One anvil process on 127.0.0.1. Use as a context manager, or start()/stop()."""
+
+    def __init__(
+        self,
+        *,
+        fork_url: str | None = None,
+        fork_block_number: int | None = None,
+        chain_id: int | None = None,
+        port: int | None = None,
+        log_dir: Path | None = None,
+        block_time: float | None = None,
+        extra_args: tuple[str, ...] = (),
+        startup_timeout: float = 30.0,
+    ) -> None:
+        self.fork_url = fork_url
+        self.fork_block_number = fork_block_number
+        self.chain_id = chain_id
+        self.port = port
+        self.block_time = block_time
+        self.extra_args = extra_args
+        self.startup_timeout = startup_timeout
+        self._log_dir = Path(log_dir) if log_dir else None
+        self.log_path: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._log_file = None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise InfraError("anvil has not been started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def _argv(self) -> list[str]:
+        argv = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.fork_url:
+            argv += ["--fork-url", self.fork_url]
+            if self.fork_block_number is not None:
+                argv += ["--fork-block-number", str(self.fork_block_number)]
+        if self.chain_id is not None:
+            argv += ["--chain-id", str(self.chain_id)]
+        if self.block_time is not None:
+            argv += ["--block-time", str(self.block_time)]
+        return argv + list(self.extra_args)
+
+    def start(self) -> Anvil:
+        if self._proc is not None:
+            return self
+        last_error: InfraError | None = None
+        # A free port can be taken between our probe and anvil's bind: retry a few times.
+        for _ in range(3):
+            if self.port is None or last_error is not None:
+                self.port = free_port()
+            try:
+                self._spawn()
+                self._wait_ready()
+                _RUNNING.add(self)
+                return self
+            except InfraError as exc:
+                last_error = exc
+                self.stop()
+                if "Address already in use" not in self.log_tail():
+                    break
+        assert last_error is not None
+        raise last_error
+
+    def _spawn(self) -> None:
+        log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix="defiagent-anvil-"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"anvil-{self.port}.log"
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self._proc = subprocess.Popen(
+            self._argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent_preexec(os.getpid()),  # noqa: PLW1509
+            close_fds=True,
+        )
+
+    def _wait_ready(self) -> None:
+        client = JsonRpcClient(self.url, timeout=2.0)
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            while time.monotonic() < deadline:
+                if self._proc is None or self._proc.poll() is not None:
+                    what = f"fork {self.fork_url}" if self.fork_url else "start"
+                    raise InfraError(f"anvil could not {what}: {self._failure_reason()}")
+                try:
+                    client.call("eth_chainId")
+                    return
+                except RpcError:
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        raise InfraError(f"anvil did not answer on {self.url} within {self.startup_timeout:.0f}s")
+
+    def _failure_reason(self) -> str:
+        # anvil prints an error chain over several lines; keep it to one readable sentence.
+        parts = [line.strip(" -") for line in self.log_tail(8).splitlines()]
+        parts = [p for p in parts if p and p != "Context:"]
+        return "; ".join(parts[-2:]) if parts else "it exited at once"
+
+    def log_tail(self, lines: int = 5) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        _RUNNING.discard(self)
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for node in list(_RUNNING):
+        node.stop()

@@ -1,0 +1,1 @@
+"""Vetting contracts: the solc toolchain, Slither, source verification, audit checks."""
