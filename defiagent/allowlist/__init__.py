@@ -1,0 +1,1 @@
+"""The contract allowlist: reviewed, signed entries bound to deployed bytecode."""

@@ -1,0 +1,181 @@
+"""Allowlist entry schema (one TOML file per contract and chain).
+
+This is the shared contract between vetting (which writes and verifies entries) and the
+guard (which reads the active ones). Field names used by the guard: chain_id, address,
+role, codehash, proxy.implementation/implementation_codehash, functions[].selector,
+functions[].signature, functions[].constraints, allowed_callees.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from defiagent.types import Address, Hash32, Selector
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(StrEnum):
+    ROUTER = "router"
+    POOL = "pool"
+    FACTORY = "factory"
+    TOKEN = "token"
+    WRAPPED_NATIVE = "wrapped-native"
+    LENDING_MARKET = "lending-market"
+    ORACLE = "oracle"
+    OTHER = "other"
+
+
+class ProxyKind(StrEnum):
+    EIP1967 = "eip1967"
+    EIP1967_BEACON = "eip1967-beacon"
+    EIP1822 = "eip1822"
+    EIP1167 = "eip1167"
+    OZ_LEGACY = "oz-legacy"
+    SAFE = "safe"
+
+
+class ProxyInfo(Strict):
+    kind: ProxyKind
+    admin: Address | None = None
+    beacon: Address | None = None
+    implementation: Address
+    implementation_codehash: Hash32
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFORMATIONAL = "informational"
+
+
+class AuditFinding(Strict):
+    id: str
+    severity: Severity
+    title: str
+    status: Literal["open", "acknowledged", "fixed"]
+
+
+class AuditedContract(Strict):
+    """ERC-7512 `Contract`: what the audit covers, bound to bytecode."""
+
+    chain_id: int
+    address: Address | None = None
+    runtime_codehash: Hash32
+
+
+class AuditorInfo(Strict):
+    name: str
+    uri: str | None = None
+    address: Address  # the key the auditor signs with (ERC-7512 auditor.authors)
+
+
+class AuditRecord(Strict):
+    """Modelled on ERC-7512's AuditSummary."""
+
+    auditor: AuditorInfo
+    issued_at: date
+    report_uri: str
+    report_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    contracts: list[AuditedContract]
+    findings: list[AuditFinding] = []
+    signature: str | None = None  # EIP-712 signature by auditor.address over the record
+
+
+class TriagedFinding(Strict):
+    """A waived Slither finding: bound to Slither's id and the codehash, signed by a reviewer."""
+
+    slither_id: str
+    check: str
+    codehash: Hash32
+    reason: str = Field(min_length=10)
+    reviewer: Address
+    signature: str
+
+
+class SlitherSummary(Strict):
+    slither_version: str
+    solc_version: str | None = None
+    codehash: Hash32
+    counts: dict[str, int] = {}  # impact -> number of findings
+    failing: list[str] = []  # ids of findings above the policy threshold, before triage
+    triaged: list[TriagedFinding] = []
+    result_sha256: str | None = None
+
+
+class ConstraintKind(StrEnum):
+    EQUALS_SELF = "equals-self"  # the argument must be the agent's own address
+    MAX_AMOUNT = "max-amount"  # uint argument at most `value`
+    IN_ALLOWLIST = "in-allowlist"  # address argument is an active allowlist entry
+    IN_TOKEN_ALLOWLIST = "in-token-allowlist"  # address argument (or every element) is a token entry
+    EQUALS = "equals"  # argument equals `value`
+
+
+class ArgConstraint(Strict):
+    arg: str  # argument name in the signature, e.g. "to", "spender", "path"
+    kind: ConstraintKind
+    value: str | None = None  # for max-amount (decimal wei) and equals
+
+
+class AllowedFunction(Strict):
+    selector: Selector
+    signature: str  # canonical with names, e.g. "approve(address spender,uint256 amount)"
+    constraints: list[ArgConstraint] = []
+    payable: bool = False
+
+
+class Approval(Strict):
+    reviewer: Address
+    scheme: Literal["eip191", "eip712"] = "eip712"
+    signature: str
+    signed_at: datetime
+
+
+class AllowlistEntry(Strict):
+    schema_version: Literal[1] = 1
+    chain_id: int
+    address: Address
+    name: str
+    role: Role
+    codehash: Hash32  # keccak of the runtime bytecode at `address`
+    proxy: ProxyInfo | None = None
+    audits: list[AuditRecord] = []
+    slither: SlitherSummary | None = None
+    functions: list[AllowedFunction] = []
+    allowed_callees: list[Address] = []  # contracts a call may touch beyond allowlist entries
+    notes: str = ""
+    revoked: bool = False
+    approvals: list[Approval] = []
+
+    def function(self, selector: str) -> AllowedFunction | None:
+        selector = selector.lower()
+        return next((f for f in self.functions if f.selector == selector), None)
+
+
+class ActiveAllowlist(BaseModel):
+    """The verified, in-memory view the guard reads: only entries whose approvals hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chain_id: int
+    entries: dict[str, AllowlistEntry]  # checksummed address -> entry
+
+    def get(self, address: str) -> AllowlistEntry | None:
+        from eth_utils import to_checksum_address
+
+        try:
+            return self.entries.get(to_checksum_address(address))
+        except ValueError:
+            return None
+
+    def is_token(self, address: str) -> bool:
+        entry = self.get(address)
+        return entry is not None and entry.role in (Role.TOKEN, Role.WRAPPED_NATIVE)

@@ -1,0 +1,1 @@
+"""From intent to receipt: planner, executor, nonce manager, write-ahead journal."""

@@ -1,0 +1,1 @@
+"""Signers: Ledger, AWS KMS, encrypted keystore; every signature recovered and checked."""

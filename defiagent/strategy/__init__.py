@@ -1,0 +1,1 @@
+"""Strategies (untrusted) and the intents they may emit."""

@@ -1,0 +1,45 @@
+"""Small pydantic types shared across boundaries: addresses, hashes, wei amounts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import AfterValidator, BeforeValidator, Field
+
+
+def _checksum(value: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError(f"{value!r} is not an Ethereum address")
+    return to_checksum_address(value)
+
+
+def _hex32(value: str) -> str:
+    if isinstance(value, bytes):
+        value = "0x" + value.hex()
+    value = value.lower()
+    if not value.startswith("0x") or len(value) != 66:
+        raise ValueError(f"{value!r} is not a 32-byte hex string")
+    int(value, 16)
+    return value
+
+
+def _selector(value: str) -> str:
+    value = value.lower()
+    if not value.startswith("0x") or len(value) != 10:
+        raise ValueError(f"{value!r} is not a 4-byte function selector")
+    int(value, 16)
+    return value
+
+
+def _int_from_str(value):
+    # TOML and JSON carry big integers as strings; accept both, store int.
+    if isinstance(value, str):
+        return int(value, 0)
+    return value
+
+
+Address = Annotated[str, AfterValidator(_checksum)]
+Hash32 = Annotated[str, BeforeValidator(_hex32)]
+Selector = Annotated[str, AfterValidator(_selector)]
+Wei = Annotated[int, BeforeValidator(_int_from_str), Field(ge=0)]

@@ -1,0 +1,44 @@
+"""Shared fixtures: real anvil chains and the real Uniswap V2 stack deployed on them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from web3 import Web3
+
+from defiagent.chain.anvil import Anvil
+from defiagent.chain.process import exit_when_orphaned
+from defiagent.devchain.deploy import UniswapV2Deployment, create_pool, deploy_uniswap_v2
+
+# If `make test` (our parent) is killed, even by SIGKILL, end this run too; every anvil we
+# started dies with us through its parent-death signal. Runs in xdist workers as well.
+exit_when_orphaned()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    # Each test session gets its own cache dir (compiled artifacts, Slither results), so
+    # tests never depend on a developer's warm cache... except the one shared by this run.
+    if "DEFIAGENT_CACHE_DIR" not in os.environ:
+        os.environ["DEFIAGENT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
+@pytest.fixture
+def anvil(tmp_path) -> Anvil:
+    """A fresh, empty local chain for one test."""
+    with Anvil(log_dir=tmp_path / "anvil") as node:
+        yield node
+
+
+@pytest.fixture
+def w3(anvil) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
+
+@pytest.fixture
+def uniswap(w3) -> UniswapV2Deployment:
+    """Real Uniswap V2 factory, router, WETH9 and two OZ tokens, with a token_a/token_b pool."""
+    deployment = deploy_uniswap_v2(w3)
+    return create_pool(w3, deployment, 10**24, 2 * 10**24)
