@@ -1,0 +1,1 @@
+"""Audit log, metrics, alerts and the kill switch."""
