@@ -6,6 +6,8 @@ from pydantic import BaseModel, ConfigDict
 
 from defiagent.types import Address
 
+ETH = "ETH"  # key of native ether in SimulationOutcome.deltas
+
 
 class Log(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -21,7 +23,7 @@ class ApprovalChange(BaseModel):
     token: Address
     owner: Address
     spender: Address
-    allowance: int
+    allowance: int  # ApprovalForAll and ERC-721 approvals count as unlimited (2**256 - 1)
 
 
 class SimulationOutcome(BaseModel):
@@ -32,6 +34,20 @@ class SimulationOutcome(BaseModel):
     gas_used: int
     block_number: int  # the fork block the simulation ran on
     logs: list[Log] = []
-    deltas: dict[str, int] = {}  # token address (or "ETH") -> signed change for the agent
+    # token address (or "ETH") -> signed change for the agent. ETH excludes gas fees (the
+    # simulation runs with a zero base fee; fees are capped by the executor's FeePolicy).
+    # Tokens named in the plan are measured by balanceOf before/after; others from logs.
+    deltas: dict[str, int] = {}
     approvals: list[ApprovalChange] = []  # approvals granted by the agent during the call
     touched: list[Address] = []  # every contract the call trace entered
+    revert_data: str | None = None  # raw revert bytes, for custom errors
+    sender: Address | None = None  # the agent address the deltas and approvals are about
+
+
+class TokenMeta(BaseModel):
+    """How to print a token amount to a person."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    decimals: int

@@ -1,0 +1,24 @@
+"""The transaction must not revert on the fork."""
+
+from __future__ import annotations
+
+from defiagent.allowlist.models import Severity
+from defiagent.simulation.checks.base import OutcomeCheck
+
+
+class TxSucceeded(OutcomeCheck):
+    id = "tx-succeeded"
+    description = "The transaction succeeds on a fork of the latest block."
+    severity = Severity.HIGH
+    rationale = (
+        "A reverting transaction only burns gas; a revert also means the plan misread the chain."
+    )
+
+    def check(self, call, outcome, ctx):
+        if outcome.success:
+            return self.allow()
+        reason = outcome.revert_reason or "reverted without a reason"
+        return self.refuse(
+            f"{call.description or call.intent_kind} reverts on the fork at block "
+            f"{outcome.block_number}: {reason}"
+        )

@@ -1,0 +1,143 @@
+"""A persistent anvil fork of the target chain, moved to the upstream's latest block on sync.
+
+Why reset instead of snapshot/revert: simulations run through eth_simulateV1, which never
+changes the fork's state, so there is nothing to revert; what goes stale is the upstream
+state. `sync()` asks the upstream for its head (one request) and calls `anvil_reset` to the
+new block only when the head moved or was reorganised (same number, other hash).
+Measured on a local upstream: ~12 ms per reset with the flags below (25 ms with anvil's
+defaults, which also load ten dev accounts from the upstream and write an on-disk cache).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from defiagent.chain.anvil import Anvil
+from defiagent.chain.rpc import JsonRpcClient, RpcError
+from defiagent.errors import InfraError
+from defiagent.simulation.batch import BatchRpcClient
+
+# No dev accounts to load, no disk cache to write on reset, any sender can be impersonated
+# (only used to replay prior calls inside a snapshot when tracing a sequence).
+FORK_ARGS = ("--no-storage-caching", "--accounts", "0", "--auto-impersonate")
+
+
+class ForkManager:
+    """Owns one anvil fork process. Use as a context manager (start/stop from the main thread)."""
+
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        block_number: int | None = None,
+        log_dir: Path | None = None,
+        rpc_timeout: float = 10.0,
+    ) -> None:
+        self.upstream_url = upstream_url
+        self.pinned_block = block_number  # None: follow the upstream head on every sync()
+        self.rpc_timeout = rpc_timeout
+        self._log_dir = Path(log_dir) if log_dir else None
+        self._anvil: Anvil | None = None
+        self._upstream = JsonRpcClient(upstream_url, timeout=rpc_timeout)
+        self._rpc: BatchRpcClient | None = None
+        self.block_number: int | None = None
+        self.block_hash: str | None = None
+        self.chain_id: int | None = None
+        # Held while a simulation reads the fork, so a sync cannot reset it mid-read.
+        self.lock = threading.RLock()
+        self.resets = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> ForkManager:
+        if self._anvil is not None:
+            return self
+        head_number, head_hash = self._upstream_head()
+        number = self.pinned_block if self.pinned_block is not None else head_number
+        block_hash = head_hash if number == head_number else self._upstream_hash(number)
+        self._anvil = Anvil(
+            fork_url=self.upstream_url,
+            fork_block_number=number,
+            log_dir=self._log_dir,
+            extra_args=FORK_ARGS,
+        )
+        try:
+            self._anvil.start()
+        except InfraError as exc:
+            self._anvil = None
+            raise InfraError(f"the simulation fork could not start: {exc}") from exc
+        self._rpc = BatchRpcClient(self._anvil.url, timeout=self.rpc_timeout)
+        self.block_number, self.block_hash = number, block_hash
+        self.chain_id = int(self.rpc.call("eth_chainId"), 16)
+        return self
+
+    def stop(self) -> None:
+        if self._rpc is not None:
+            self._rpc.close()
+            self._rpc = None
+        if self._anvil is not None:
+            self._anvil.stop()
+            self._anvil = None
+        self._upstream.close()
+
+    def __enter__(self) -> ForkManager:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._anvil is None:
+            raise InfraError("the simulation fork is not running")
+        return self._anvil.url
+
+    @property
+    def rpc(self) -> BatchRpcClient:
+        if self._rpc is None:
+            raise InfraError("the simulation fork is not running")
+        return self._rpc
+
+    # -- following the upstream ----------------------------------------------------------
+    def _upstream_head(self) -> tuple[int, str]:
+        try:
+            block = self._upstream.call("eth_getBlockByNumber", "latest", False)
+        except RpcError as exc:
+            raise InfraError(
+                f"the upstream RPC did not answer, so nothing can be simulated: {exc}"
+            ) from exc
+        if not block:
+            raise InfraError("the upstream RPC returned no latest block")
+        return int(block["number"], 16), block["hash"]
+
+    def _upstream_hash(self, number: int) -> str:
+        try:
+            block = self._upstream.call("eth_getBlockByNumber", hex(number), False)
+        except RpcError as exc:
+            raise InfraError(f"the upstream RPC did not answer: {exc}") from exc
+        if not block:
+            raise InfraError(f"the upstream has no block {number} to fork from")
+        return block["hash"]
+
+    def sync(self) -> int:
+        """Move the fork to the upstream head if it moved; return the fork's block number."""
+        if self._anvil is None:
+            raise InfraError("the simulation fork is not running")
+        if self.pinned_block is not None:
+            return self.pinned_block
+        number, block_hash = self._upstream_head()
+        if number == self.block_number and block_hash == self.block_hash:
+            return number
+        with self.lock:
+            try:
+                self.rpc.call(
+                    "anvil_reset",
+                    {"forking": {"jsonRpcUrl": self.upstream_url, "blockNumber": number}},
+                )
+            except RpcError as exc:
+                raise InfraError(
+                    f"the simulation fork could not move to block {number}: {exc}"
+                ) from exc
+            self.block_number, self.block_hash = number, block_hash
+            self.resets += 1
+        return number

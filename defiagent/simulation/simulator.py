@@ -1,0 +1,264 @@
+"""Run the exact planned transaction on the fork and report what it did.
+
+One HTTP round trip on the hot path, a JSON-RPC batch of:
+  * eth_simulateV1 (traceTransfers): the call from the agent's address with the same
+    to/data/value, wrapped in balanceOf reads of every token the plan names, so token
+    deltas are measured balances (fee-on-transfer and log-less moves included), ETH moves
+    come back as pseudo Transfer logs, and nothing is mined: the fork needs no revert;
+  * debug_traceCall (callTracer): every contract the call entered.
+A sequence (approve then swap) runs in one eth_simulateV1 block; its later calls are traced
+inside an evm_snapshot after replaying the earlier ones, then reverted.
+Anything that stops the simulation from running raises InfraError: the caller refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import to_checksum_address
+
+from defiagent.chain.rpc import RpcError
+from defiagent.errors import InfraError
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation import decode
+from defiagent.simulation.fork import ForkManager
+from defiagent.simulation.models import SimulationOutcome, TokenMeta
+
+# Reads run from an address nobody controls; they never touch the agent's nonce.
+READER = "0x000000000000000000000000000000000000dEaD"
+_BALANCE_OF = bytes.fromhex("70a08231")
+_SYMBOL = "0x95d89b41"
+_DECIMALS = "0x313ce567"
+
+
+def _tx(call: PlannedCall) -> dict[str, Any]:
+    return {"from": call.sender, "to": call.target, "data": call.data, "value": hex(call.value)}
+
+
+def _balance_call(token: str, owner: str) -> dict[str, Any]:
+    data = "0x" + (_BALANCE_OF + abi_encode(["address"], [owner])).hex()
+    return {"from": READER, "to": token, "data": data}
+
+
+def _plan_tokens(calls: Sequence[PlannedCall]) -> list[str]:
+    tokens: dict[str, None] = {}
+    for call in calls:
+        for expected in call.expected:
+            if expected.token is not None:
+                tokens.setdefault(to_checksum_address(expected.token), None)
+        for key in call.allowed_approvals:
+            tokens.setdefault(to_checksum_address(key.split(":", 1)[0]), None)
+    return list(tokens)
+
+
+class Simulator:
+    """Simulate planned calls on a ForkManager's fork. Not thread-safe; one per agent loop."""
+
+    def __init__(self, fork: ForkManager, *, sync: bool = True) -> None:
+        self.fork = fork
+        self.sync = sync  # move the fork to the upstream head before each simulation
+        self._has_code: set[str] = set()  # code does not vanish (EIP-6780), so this only grows
+        self._token_meta: dict[str, TokenMeta] = {}
+
+    # -- public API ----------------------------------------------------------------------
+    def simulate(
+        self, call: PlannedCall, *, prior_calls: Sequence[PlannedCall] = ()
+    ) -> SimulationOutcome:
+        """The outcome of `call`, run after `prior_calls` (e.g. its approve) in one block."""
+        outcomes = self.simulate_sequence([*prior_calls, call])
+        last = outcomes[-1]
+        for index, prior in enumerate(outcomes[:-1]):
+            if not prior.success:
+                what = prior_calls[index].description or prior_calls[index].intent_kind
+                reason = f"prior call {index + 1} ({what}) reverted: {prior.revert_reason}"
+                return last.model_copy(update={"success": False, "revert_reason": reason})
+        return last
+
+    def simulate_sequence(self, calls: Sequence[PlannedCall]) -> list[SimulationOutcome]:
+        """One outcome per call, each run on the state the previous ones left."""
+        if not calls:
+            raise ValueError("nothing to simulate")
+        try:
+            block = self.fork.sync() if self.sync else self.fork.block_number
+            with self.fork.lock:
+                return self._run(list(calls), block)
+        except RpcError as exc:
+            raise InfraError(
+                f"the simulation could not run, so the transaction is refused: {exc}"
+            ) from exc
+
+    def token_meta(self, tokens: Sequence[str]) -> dict[str, TokenMeta]:
+        """Symbol and decimals per token (cached), for reasons a person can read."""
+        missing = [
+            to_checksum_address(t) for t in tokens if to_checksum_address(t) not in self._token_meta
+        ]
+        if missing:
+            requests = []
+            for token in missing:
+                requests.append(("eth_call", [{"to": token, "data": _SYMBOL}, "latest"]))
+                requests.append(("eth_call", [{"to": token, "data": _DECIMALS}, "latest"]))
+            try:
+                answers = self.fork.rpc.batch(requests)
+            except RpcError:
+                answers = None
+            for i, token in enumerate(missing):
+                if answers is None:
+                    break
+                try:
+                    symbol = abi_decode(["string"], bytes.fromhex(answers[2 * i][2:]))[0]
+                    decimals = int(answers[2 * i + 1], 16)
+                except Exception:  # noqa: S112 - a token without metadata prints raw units
+                    continue
+                self._token_meta[token] = TokenMeta(symbol=symbol, decimals=decimals)
+        return {
+            t: self._token_meta[t]
+            for t in map(to_checksum_address, tokens)
+            if t in self._token_meta
+        }
+
+    # -- internals -------------------------------------------------------------------------
+    def _run(self, calls: list[PlannedCall], block: int) -> list[SimulationOutcome]:
+        tokens = _plan_tokens(calls)
+        sim_calls: list[dict[str, Any]] = []
+        positions: list[tuple[int, int, int]] = []  # (before reads, the call, after reads)
+        for call in calls:
+            before = len(sim_calls)
+            sim_calls += [_balance_call(t, call.sender) for t in tokens]
+            index = len(sim_calls)
+            sim_calls.append(_tx(call))
+            after = len(sim_calls)
+            sim_calls += [_balance_call(t, call.sender) for t in tokens]
+            positions.append((before, index, after))
+        tag = hex(block)
+        simulate = (
+            "eth_simulateV1",
+            [
+                {
+                    "blockStateCalls": [{"calls": sim_calls}],
+                    "traceTransfers": True,
+                    "validation": False,
+                },
+                tag,
+            ],
+        )
+        if len(calls) == 1:
+            trace_req = ("debug_traceCall", [_tx(calls[0]), tag, {"tracer": "callTracer"}])
+            result, trace = self.fork.rpc.batch([simulate, trace_req])
+            traces = [trace]
+        else:
+            (result,) = self.fork.rpc.batch([simulate])
+            traces = self._trace_sequence(calls, result, positions, tag)
+        try:
+            results = result[0]["calls"]
+        except (TypeError, KeyError, IndexError) as exc:
+            raise InfraError("the fork returned a simulation result that cannot be read") from exc
+        if len(results) != len(sim_calls):
+            raise InfraError("the fork returned a simulation result for the wrong number of calls")
+        touched = self._touched(traces)
+        outcomes = []
+        for call, (before, index, after), contracts in zip(calls, positions, touched, strict=True):
+            outcomes.append(
+                self._outcome(
+                    call,
+                    block,
+                    results[index],
+                    tokens,
+                    results[before:index],
+                    results[after : after + len(tokens)],
+                    contracts,
+                )
+            )
+        return outcomes
+
+    def _outcome(
+        self,
+        call: PlannedCall,
+        block: int,
+        res: dict[str, Any],
+        tokens: list[str],
+        before: list[dict[str, Any]],
+        after: list[dict[str, Any]],
+        touched: list[str],
+    ) -> SimulationOutcome:
+        success = res.get("status") == "0x1"
+        logs, eth_moves = decode.split_logs(res.get("logs") or [])
+        deltas = decode.deltas_from_logs(logs, eth_moves, call.sender)
+        # A measured balance beats what the logs claim (fee-on-transfer, rebasing, no event).
+        for token, pre, post in zip(tokens, before, after, strict=True):
+            if pre.get("status") == "0x1" and post.get("status") == "0x1":
+                change = _word(post) - _word(pre)
+                if change:
+                    deltas[token] = change
+                else:
+                    deltas.pop(token, None)
+        revert_data = None if success else (res.get("returnData") or "0x")
+        message = (res.get("error") or {}).get("message")
+        return SimulationOutcome(
+            success=success,
+            revert_reason=None if success else decode.revert_reason(revert_data, message),
+            gas_used=int(res.get("gasUsed", "0x0"), 16),
+            block_number=block,
+            logs=logs,
+            deltas=deltas,
+            approvals=decode.approvals_from_logs(logs, call.sender) if success else [],
+            touched=touched,
+            revert_data=revert_data,
+            sender=call.sender,
+        )
+
+    def _trace_sequence(
+        self,
+        calls: list[PlannedCall],
+        result: Any,
+        positions: list[tuple[int, int, int]],
+        tag: str,
+    ) -> list[dict[str, Any]]:
+        """Trace each call on the state its predecessors leave: replay them in a snapshot."""
+        rpc = self.fork.rpc
+        try:
+            gas = [int(result[0]["calls"][i]["gasUsed"], 16) for _, i, _ in positions]
+        except (TypeError, KeyError, IndexError) as exc:
+            raise InfraError("the fork returned a simulation result that cannot be read") from exc
+        snapshot = rpc.call("evm_snapshot")
+        traces = []
+        try:
+            for n, call in enumerate(calls):
+                traces.append(
+                    rpc.call("debug_traceCall", _tx(call), "latest", {"tracer": "callTracer"})
+                )
+                if n == len(calls) - 1:
+                    break
+                # Fees are zero here as in eth_simulateV1, so the replay spends no ETH.
+                rpc.call("anvil_setNextBlockBaseFeePerGas", "0x0")
+                tx = {
+                    **_tx(call),
+                    "gas": hex(gas[n] * 2 + 50_000),
+                    "maxFeePerGas": "0x0",
+                    "maxPriorityFeePerGas": "0x0",
+                }
+                rpc.call("eth_sendTransaction", tx)
+        finally:
+            rpc.call("evm_revert", snapshot)
+        return traces
+
+    def _touched(self, traces: list[dict[str, Any]]) -> list[list[str]]:
+        """Contracts entered per trace: called addresses with code, plus anything created."""
+        per_trace = [decode.trace_targets(t or {}) for t in traces]
+        unknown = {a for called, _ in per_trace for a in called if a not in self._has_code}
+        if unknown:
+            ordered = sorted(unknown)
+            codes = self.fork.rpc.batch([("eth_getCode", [a, "latest"]) for a in ordered])
+            self._has_code.update(
+                a for a, code in zip(ordered, codes, strict=True) if code not in (None, "0x", "")
+            )
+        return [
+            [a for a in called if a in self._has_code] + created for called, created in per_trace
+        ]
+
+
+def _word(res: dict[str, Any]) -> int:
+    data = (res.get("returnData") or "0x").removeprefix("0x")
+    return int(data[:64], 16) if len(data) >= 64 else 0
