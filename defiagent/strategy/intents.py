@@ -88,13 +88,6 @@ class RawCall(_Intent):
 
 
 Intent = Annotated[
-    SwapExactIn
-    | SwapExactOut
-    | Approve
-    | Wrap
-    | Unwrap
-    | AddLiquidity
-    | RemoveLiquidity
-    | RawCall,
+    SwapExactIn | SwapExactOut | Approve | Wrap | Unwrap | AddLiquidity | RemoveLiquidity | RawCall,
     Field(discriminator="kind"),
 ]

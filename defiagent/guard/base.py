@@ -1,0 +1,167 @@
+"""What every guard and risk rule is: metadata on the class, one pure `check`.
+
+Rules never do I/O. Everything they need from the chain (codehashes, fees, the market) is
+read beforehand by the agent and handed over in a `GuardContext`; the call itself comes
+decoded once against its allowlist entry, as a `GuardRequest`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from defiagent.allowlist.models import ActiveAllowlist, AllowedFunction, AllowlistEntry
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.guard.calldata import CalldataError, DecodedCall, decode_call, selector_of
+from defiagent.market.models import MarketSnapshot
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"  # breaking it can lose funds outright
+    HIGH = "high"  # breaking it can lose a large share of funds
+    MEDIUM = "medium"  # a limit on how much can go wrong
+    LOW = "low"  # hygiene
+
+
+class RuleConfig(BaseModel):
+    """A rule's own section of agent.toml ([guard.<section>] or [risk.<section>])."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeQuote:
+    base_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+@dataclass(frozen=True, slots=True)
+class RiskState:
+    """Portfolio figures in the numeraire, computed by the agent from its own history."""
+
+    value_now: float | None = None
+    loss_pct_in_window: float | None = None  # vs the highest value in the loss window
+    drawdown_pct: float | None = None  # vs the all-time peak since start
+    position_values: dict[str, float] = field(default_factory=dict)  # token -> value
+
+
+@dataclass(frozen=True, slots=True)
+class GuardContext:
+    """Everything a rule may look at besides the call. Built by the agent, read-only."""
+
+    agent: str
+    chain_id: int
+    allowlist: ActiveAllowlist
+    now: int  # unix seconds
+    block_number: int = 0
+    block_timestamp: int = 0
+    codehashes: dict[str, str] = field(default_factory=dict)  # address -> observed codehash
+    implementations: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # proxy -> (impl, codehash)
+    kill_switch_on: bool = False
+    kill_switch_reason: str = ""
+    market: MarketSnapshot | None = None
+    prices: dict[str, float] = field(default_factory=dict)  # numeraire per smallest unit; "ETH"
+    spent_in_window: float = 0.0  # numeraire already spent in the value-cap window
+    strategy: str = ""
+    intent_kind: str = ""
+    intents_in_window: int = 0  # this strategy's intents in the rate window, this one included
+    fees: FeeQuote | None = None
+    risk: RiskState = field(default_factory=RiskState)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardRequest:
+    """A planned call, with its allowlist entry and function found and its calldata decoded."""
+
+    call: PlannedCall
+    entry: AllowlistEntry | None
+    function: AllowedFunction | None
+    decoded: DecodedCall | None
+    decode_error: str | None
+
+    @classmethod
+    def build(cls, call: PlannedCall, allowlist: ActiveAllowlist) -> GuardRequest:
+        entry = allowlist.get(call.target)
+        if entry is not None and entry.revoked:
+            entry = None
+        function = decoded = error = None
+        try:
+            selector = selector_of(call.data)
+        except CalldataError as exc:
+            selector, error = None, str(exc)
+        if entry is not None and selector is not None:
+            function = entry.function(selector)
+            if function is None:
+                error = f"function {selector} is not allowed on {entry.name}"
+            else:
+                try:
+                    decoded = decode_call(function.signature, call.data)
+                except CalldataError as exc:
+                    error = str(exc)
+        elif entry is None:
+            error = f"{call.target} is not an active allowlist entry"
+        return cls(call=call, entry=entry, function=function, decoded=decoded, decode_error=error)
+
+
+class Rule(ABC):
+    """One check. Subclasses set the metadata and implement `check`."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]  # CamelCase name people see, e.g. "RecipientIsSelf"
+    description: ClassVar[str]  # one sentence: what it refuses
+    threat: ClassVar[str] = ""  # what goes wrong without it
+    severity: ClassVar[Severity]
+    group: ClassVar[str] = "guard"  # "guard" or "risk"
+    section: ClassVar[str | None] = None  # config section name; None = not configurable
+    Config: ClassVar[type[RuleConfig]] = RuleConfig
+
+    def __init__(self, config: RuleConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict: ...
+
+    def explain(self) -> str:
+        """The start-up line: what this rule does with its configured values."""
+        return f"{self.title}: {self.description}"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(getattr(self.config, "enabled", True))
+
+    def allow(self) -> Verdict:
+        return Verdict.allow(self.id)
+
+    def refuse(self, reason: str) -> Verdict:
+        return Verdict.refuse(self.id, reason)
+
+    @classmethod
+    def metadata(cls) -> dict[str, Any]:
+        return {
+            "id": cls.id,
+            "title": cls.title,
+            "group": cls.group,
+            "severity": str(cls.severity),
+            "description": cls.description,
+            "threat": cls.threat,
+            "config_section": f"{cls.group}.{cls.section}" if cls.section else None,
+            "config": {
+                name: {
+                    "default": f.default if not callable(f.default) else None,
+                    "description": f.description or "",
+                }
+                for name, f in cls.Config.model_fields.items()
+            },
+        }
+
+
+def unreadable(rule: Rule, req: GuardRequest, what: str) -> Verdict:
+    """Refusal for a rule that cannot see the arguments it must check (fail closed)."""
+    return rule.refuse(f"cannot check {what}: {req.decode_error or 'the call did not decode'}")

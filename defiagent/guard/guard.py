@@ -1,0 +1,34 @@
+"""The Guard: every rule's verdict on one planned call, combined into a Decision.
+
+Pure and in memory: no I/O, no clock, no randomness. A rule that raises is a refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from defiagent.decisions import Decision, Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.guard.base import GuardContext, GuardRequest, Rule
+from defiagent.guard.registry import build_rules
+
+
+class Guard:
+    def __init__(self, rules: Iterable[Rule] | None = None) -> None:
+        self.rules: list[Rule] = list(rules) if rules is not None else build_rules()
+        if not self.rules:
+            raise ValueError("a guard with no rules would allow everything")
+
+    def decide(self, call: PlannedCall, ctx: GuardContext) -> Decision:
+        req = GuardRequest.build(call, ctx.allowlist)
+        verdicts: list[Verdict] = []
+        for rule in self.rules:
+            try:
+                verdict = rule.check(req, ctx)
+            except Exception as exc:  # a broken rule refuses; it never lets a call through
+                verdict = Verdict.refuse(rule.id, f"the rule failed ({type(exc).__name__}: {exc})")
+            verdicts.append(verdict)
+        return Decision(verdicts=verdicts)
+
+    def explain(self) -> list[str]:
+        return [rule.explain() for rule in self.rules]

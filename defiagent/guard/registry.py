@@ -1,0 +1,104 @@
+"""Every rule the agent knows, in the order the guard runs them.
+
+The CLI's `defiagent rules list`, the docs table, the config sections and the audit log's
+rule ids all come from this list and the metadata on each class; nothing is written twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from defiagent.errors import ConfigError
+from defiagent.guard.base import Rule
+from defiagent.guard.rules.approval_bounded import ApprovalBounded
+from defiagent.guard.rules.argument_equals import ArgumentEquals
+from defiagent.guard.rules.chain_matches import ChainMatches
+from defiagent.guard.rules.codehash_pinned import CodehashPinned
+from defiagent.guard.rules.deadline_bounded import DeadlineBounded
+from defiagent.guard.rules.fee_cap import FeeCap
+from defiagent.guard.rules.function_in_scope import FunctionInScope
+from defiagent.guard.rules.intent_kind_allowed import IntentKindAllowed
+from defiagent.guard.rules.intent_rate_limit import IntentRateLimit
+from defiagent.guard.rules.kill_switch_off import KillSwitchOff
+from defiagent.guard.rules.price_sane import PriceSane
+from defiagent.guard.rules.recipient_is_self import RecipientIsSelf
+from defiagent.guard.rules.sender_is_agent import SenderIsAgent
+from defiagent.guard.rules.slippage_bound import SlippageBound
+from defiagent.guard.rules.spender_allowlisted import SpenderAllowlisted
+from defiagent.guard.rules.target_allowlisted import TargetAllowlisted
+from defiagent.guard.rules.tokens_allowlisted import TokensAllowlisted
+from defiagent.guard.rules.value_cap_per_tx import PerTxValueCap
+from defiagent.guard.rules.value_cap_per_window import WindowValueCap
+from defiagent.risk.max_daily_loss import MaxDailyLoss
+from defiagent.risk.max_drawdown import MaxDrawdown
+from defiagent.risk.max_position import MaxPosition
+
+GUARD_RULES: tuple[type[Rule], ...] = (
+    KillSwitchOff,
+    ChainMatches,
+    SenderIsAgent,
+    IntentKindAllowed,
+    IntentRateLimit,
+    TargetAllowlisted,
+    CodehashPinned,
+    FunctionInScope,
+    RecipientIsSelf,
+    SpenderAllowlisted,
+    ApprovalBounded,
+    TokensAllowlisted,
+    ArgumentEquals,
+    DeadlineBounded,
+    PriceSane,
+    SlippageBound,
+    PerTxValueCap,
+    WindowValueCap,
+    FeeCap,
+)
+RISK_RULES: tuple[type[Rule], ...] = (MaxDailyLoss, MaxDrawdown, MaxPosition)
+ALL_RULES: tuple[type[Rule], ...] = GUARD_RULES + RISK_RULES
+
+_ids = [r.id for r in ALL_RULES]
+assert len(_ids) == len(set(_ids)), "rule ids must be unique"
+
+
+def by_id(rule_id: str) -> type[Rule] | None:
+    return next((r for r in ALL_RULES if r.id == rule_id), None)
+
+
+def _section_model(name: str, rules: tuple[type[Rule], ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        r.section: (r.Config, Field(default_factory=r.Config, description=r.description))
+        for r in rules
+        if r.section
+    }
+    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+
+
+# The [guard] and [risk] tables of agent.toml: one sub-table per configurable rule.
+GuardSection = _section_model("GuardSection", GUARD_RULES)
+RiskSection = _section_model("RiskSection", RISK_RULES)
+
+
+def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -> list[Rule]:
+    """Instantiate every rule with its section (defaults where a section is absent)."""
+    guard = guard if guard is not None else GuardSection()
+    risk = risk if risk is not None else RiskSection()
+    rules: list[Rule] = []
+    for cls in ALL_RULES:
+        source = guard if cls.group == "guard" else risk
+        config = getattr(source, cls.section) if cls.section else None
+        rule = cls(config)
+        if rule.enabled:
+            rules.append(rule)
+    return rules
+
+
+def parse_sections(guard: dict | None, risk: dict | None) -> tuple[BaseModel, BaseModel]:
+    """Validate raw [guard]/[risk] tables; a bad value names its field."""
+    try:
+        return GuardSection.model_validate(guard or {}), RiskSection.model_validate(risk or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from exc

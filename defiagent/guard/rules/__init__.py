@@ -1,0 +1,1 @@
+"""One guard rule per module. The registry (defiagent.guard.registry) lists them all."""

@@ -1,0 +1,1 @@
+"""Market data: pool reserves read from the chain, reference prices, price sanity checks."""

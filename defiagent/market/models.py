@@ -1,0 +1,171 @@
+"""What a strategy sees: snapshots of the market and of the agent's own portfolio.
+
+Amounts are integers in each token's smallest unit. Prices are floats in whole units
+("1 WETH = 2000.5 DUSD"): they drive decisions and limits, never the amounts signed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from defiagent.market import uniswap_v2_math as v2
+from defiagent.types import Address
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TokenInfo(Frozen):
+    address: Address
+    symbol: str
+    decimals: int = Field(ge=0, le=36)
+
+
+class PoolState(Frozen):
+    """A Uniswap V2 pair at one block."""
+
+    address: Address
+    token0: Address
+    token1: Address
+    reserve0: int = Field(ge=0)
+    reserve1: int = Field(ge=0)
+    block_timestamp_last: int = 0
+    total_supply: int = 0  # LP tokens outstanding
+
+    def has(self, token: str) -> bool:
+        return token in (self.token0, self.token1)
+
+    def other(self, token: str) -> str:
+        if token == self.token0:
+            return self.token1
+        if token == self.token1:
+            return self.token0
+        raise ValueError(f"{token} is not in pool {self.address}")
+
+    def reserves_for(self, token_in: str) -> tuple[int, int]:
+        """(reserve of token_in, reserve of the other token)."""
+        if token_in == self.token0:
+            return self.reserve0, self.reserve1
+        if token_in == self.token1:
+            return self.reserve1, self.reserve0
+        raise ValueError(f"{token_in} is not in pool {self.address}")
+
+    def amount_out(self, token_in: str, amount_in: int) -> int:
+        r_in, r_out = self.reserves_for(token_in)
+        return v2.get_amount_out(amount_in, r_in, r_out)
+
+    def amount_in(self, token_out: str, amount_out: int) -> int:
+        r_out, r_in = self.reserves_for(token_out)
+        return v2.get_amount_in(amount_out, r_in, r_out)
+
+
+class PriceQuote(Frozen):
+    """One source's price of `base` in `quote` (whole units), and when it was observed."""
+
+    source: str
+    base: Address
+    quote: Address
+    price: float = Field(gt=0)
+    observed_at: int  # unix seconds (block timestamp or the feed's updatedAt)
+
+
+class PriceCheck(Frozen):
+    """Two sources compared: the trade may use the pool only if they agree and are fresh."""
+
+    base: Address
+    quote: Address
+    spot: float | None
+    reference: float | None
+    deviation_bps: float | None
+    reference_age_seconds: int | None
+    ok: bool
+    reason: str = ""
+
+
+class MarketSnapshot(Frozen):
+    chain_id: int
+    block_number: int
+    block_timestamp: int
+    base_fee_per_gas: int = 0
+    tokens: dict[str, TokenInfo] = {}  # checksummed address -> info
+    pools: list[PoolState] = []
+    references: list[PriceQuote] = []
+    price_checks: list[PriceCheck] = []
+    numeraire: Address | None = None  # the token values and caps are measured in
+
+    def token(self, address: str) -> TokenInfo | None:
+        return self.tokens.get(address)
+
+    def pool_for(self, token_x: str, token_y: str) -> PoolState | None:
+        for pool in self.pools:
+            if pool.has(token_x) and pool.has(token_y) and token_x != token_y:
+                return pool
+        return None
+
+    def route(self, token_in: str, token_out: str, via: str | None = None) -> list[str] | None:
+        """A direct path, else one hop through `via` (e.g. WETH), else None."""
+        if self.pool_for(token_in, token_out):
+            return [token_in, token_out]
+        if (
+            via
+            and via not in (token_in, token_out)
+            and self.pool_for(token_in, via)
+            and self.pool_for(via, token_out)
+        ):
+            return [token_in, via, token_out]
+        return None
+
+    def quote_out(self, path: list[str], amount_in: int) -> int | None:
+        amount = amount_in
+        for a, b in itertools.pairwise(path):
+            pool = self.pool_for(a, b)
+            if pool is None:
+                return None
+            amount = pool.amount_out(a, amount)
+        return amount
+
+    def quote_in(self, path: list[str], amount_out: int) -> int | None:
+        amount = amount_out
+        for a, b in reversed(list(itertools.pairwise(path))):
+            pool = self.pool_for(a, b)
+            if pool is None:
+                return None
+            try:
+                amount = pool.amount_in(b, amount)
+            except ValueError:
+                return None
+        return amount
+
+    def spot_price(self, base: str, quote: str) -> float | None:
+        """Whole units of `quote` per whole unit of `base`, from the direct pool's reserves."""
+        pool = self.pool_for(base, quote)
+        tb, tq = self.tokens.get(base), self.tokens.get(quote)
+        if pool is None or tb is None or tq is None:
+            return None
+        r_base, r_quote = pool.reserves_for(base)
+        if r_base == 0 or r_quote == 0:
+            return None
+        return (r_quote / 10**tq.decimals) / (r_base / 10**tb.decimals)
+
+    def check_for(self, token_x: str, token_y: str) -> PriceCheck | None:
+        for check in self.price_checks:
+            if {check.base, check.quote} == {token_x, token_y}:
+                return check
+        return None
+
+
+class PortfolioSnapshot(Frozen):
+    owner: Address
+    block_number: int
+    eth_balance: int = Field(ge=0)
+    balances: dict[str, int] = {}  # token address -> balance
+    allowances: dict[str, int] = {}  # "token:spender" -> allowance
+
+    def balance(self, token: str) -> int:
+        return self.balances.get(token, 0)
+
+    def allowance(self, token: str, spender: str) -> int:
+        return self.allowances.get(f"{token}:{spender}", 0)

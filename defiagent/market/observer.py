@@ -1,0 +1,129 @@
+"""Build the market and portfolio snapshots a strategy sees, from the chain, at one block."""
+
+from __future__ import annotations
+
+from web3 import Web3
+
+from defiagent.errors import InfraError
+from defiagent.market.models import MarketSnapshot, PoolState, PortfolioSnapshot, TokenInfo
+from defiagent.market.reader import ChainReader
+from defiagent.market.references import ReferenceSource
+from defiagent.market.sanity import PriceSanityLimits, check_price
+
+
+class MarketObserver:
+    """Reads the watched pools and tokens; keeps the reference source's history across ticks."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        *,
+        pools: list[str],
+        tokens: list[str],
+        reference: ReferenceSource,
+        limits: PriceSanityLimits | None = None,
+        numeraire: str | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.pools = [Web3.to_checksum_address(p) for p in pools]
+        self.tokens = [Web3.to_checksum_address(t) for t in tokens]
+        self.reference = reference
+        self.limits = limits or PriceSanityLimits()
+        self.numeraire = Web3.to_checksum_address(numeraire) if numeraire else None
+        self._token_info: dict[str, TokenInfo] = {}
+
+    def _block(self, block: int | None) -> dict:
+        try:
+            return dict(self.w3.eth.get_block(block if block is not None else "latest"))
+        except Exception as exc:
+            raise InfraError(f"reading the latest block failed: {exc}") from exc
+
+    def token_info(self, reader: ChainReader, address: str) -> TokenInfo:
+        if address not in self._token_info:
+            self._token_info[address] = reader.token(address)
+        return self._token_info[address]
+
+    def snapshot(self, block: int | None = None) -> MarketSnapshot:
+        header = self._block(block)
+        number, now = int(header["number"]), int(header["timestamp"])
+        reader = ChainReader(self.w3, number)
+        pools: list[PoolState] = [reader.pool(p) for p in self.pools]
+        tokens = {t: self.token_info(reader, t) for t in self.tokens}
+        for pool in pools:
+            for t in (pool.token0, pool.token1):
+                if t not in tokens:
+                    tokens[t] = self.token_info(reader, t)
+        references, checks = [], []
+        for pool in pools:
+            self.reference.observe(reader, pool, now)
+            base, quote = tokens[pool.token0], tokens[pool.token1]
+            ref = self.reference.quote(base, quote, pool, now)
+            if ref is not None:
+                references.append(ref)
+            spot = _spot(pool, base, quote)
+            checks.append(check_price(base.address, quote.address, spot, ref, now, self.limits))
+        return MarketSnapshot(
+            chain_id=self.w3.eth.chain_id,
+            block_number=number,
+            block_timestamp=now,
+            base_fee_per_gas=int(header.get("baseFeePerGas") or 0),
+            tokens=tokens,
+            pools=pools,
+            references=references,
+            price_checks=checks,
+            numeraire=self.numeraire,
+        )
+
+    def portfolio(
+        self, owner: str, *, spenders: list[str], block: int | None = None
+    ) -> PortfolioSnapshot:
+        owner = Web3.to_checksum_address(owner)
+        number = block if block is not None else self.w3.eth.block_number
+        reader = ChainReader(self.w3, number)
+        tokens = list(dict.fromkeys(self.tokens + self.pools))  # LP tokens are ERC-20 too
+        balances = {t: reader.balance_of(t, owner) for t in tokens}
+        allowances = {f"{t}:{s}": reader.allowance(t, owner, s) for t in tokens for s in spenders}
+        return PortfolioSnapshot(
+            owner=owner,
+            block_number=number,
+            eth_balance=reader.eth_balance(owner),
+            balances=balances,
+            allowances=allowances,
+        )
+
+
+def _spot(pool: PoolState, base: TokenInfo, quote: TokenInfo) -> float | None:
+    r_base, r_quote = pool.reserves_for(base.address)
+    if not r_base or not r_quote:
+        return None
+    return (r_quote / 10**quote.decimals) / (r_base / 10**base.decimals)
+
+
+def numeraire_prices(market: MarketSnapshot, *, weth: str | None = None) -> dict[str, float]:
+    """Numeraire per smallest unit of each token ("ETH" priced as WETH), from spot prices.
+
+    Only pools whose sanity check passed are used; a token without a sane route to the
+    numeraire gets no price, and limits that need one refuse (fail closed).
+    """
+    num = market.numeraire
+    if num is None or num not in market.tokens:
+        return {}
+    sane = {(c.base, c.quote) for c in market.price_checks if c.ok}
+    sane |= {(q, b) for b, q in sane}
+    whole: dict[str, float] = {num: 1.0}
+    # Two passes: direct pools to the numeraire, then one hop through a priced token.
+    for _ in range(2):
+        for pool in market.pools:
+            for token in (pool.token0, pool.token1):
+                other = pool.other(token)
+                if token in whole or other not in whole or (token, other) not in sane:
+                    continue
+                spot = market.spot_price(token, other)
+                if spot:
+                    whole[token] = spot * whole[other]
+    prices = {
+        t: p / 10 ** market.tokens[t].decimals for t, p in whole.items() if t in market.tokens
+    }
+    if weth and weth in prices:
+        prices["ETH"] = prices[weth]
+    return prices

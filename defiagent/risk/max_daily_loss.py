@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from defiagent.decisions import Verdict
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
+
+
+class MaxDailyLossConfig(RuleConfig):
+    enabled: bool = True
+    max_loss_pct: float = Field(default=2.0, gt=0, le=100, description="percent of portfolio value")
+    window_hours: float = Field(default=24, gt=0, description="look-back window")
+
+
+class MaxDailyLoss(Rule):
+    id = "max-daily-loss"
+    title = "MaxDailyLoss"
+    description = "pause all trading once the portfolio has lost too much within the window"
+    threat = "a strategy that keeps trading while it bleeds (a broken model, a drifting market)"
+    severity = Severity.HIGH
+    group = "risk"
+    section = "max_daily_loss"
+    Config = MaxDailyLossConfig
+
+    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
+        if ctx.risk.value_now is None:
+            return self.refuse(
+                "the portfolio cannot be valued, so the loss limit cannot be checked"
+            )
+        loss = ctx.risk.loss_pct_in_window or 0.0
+        if loss >= self.config.max_loss_pct:
+            return self.refuse(
+                f"the portfolio lost {loss:.2f}% in the last {self.config.window_hours:g}h "
+                f"(limit {self.config.max_loss_pct:g}%): trading is paused"
+            )
+        return self.allow()
+
+    def explain(self) -> str:
+        c = self.config
+        return (
+            f"{self.title}: pause all trading after {c.max_loss_pct:g}% loss in {c.window_hours:g}h"
+        )

@@ -1,0 +1,91 @@
+"""Mean reversion on one Uniswap V2 pool: fade moves away from the recent average price.
+
+When the pool's spot price of `base` (in `quote`) is `threshold_bps` above its moving
+average, sell `base`; that far below, buy it. Trades are sized in `quote` and capped by
+the balance; min-out is the pool quote minus `slippage_bps`. It stays idle while the
+market snapshot says the pool's price disagrees with its reference.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import ClassVar
+
+from pydantic import Field
+
+from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
+from defiagent.strategy.base import StrategyParams
+from defiagent.strategy.intents import Intent, SwapExactIn
+from defiagent.types import Address, Wei
+
+
+class MeanReversionParams(StrategyParams):
+    base: Address
+    quote: Address
+    window: int = Field(default=5, ge=2, le=1000)  # ticks in the moving average
+    threshold_bps: float = Field(default=100, gt=0)
+    trade_size_quote: Wei  # how much quote each trade is worth, in quote's smallest unit
+    slippage_bps: float = Field(default=50, ge=0, le=1000)
+    deadline_seconds: int = Field(default=300, gt=0, le=3600)
+
+
+class MeanReversion:
+    name: ClassVar[str] = "mean-reversion"
+    Params = MeanReversionParams
+
+    def __init__(self, params: MeanReversionParams) -> None:
+        self.p = params
+        self.history: deque[float] = deque(maxlen=params.window)
+
+    def describe(self) -> str:
+        p = self.p
+        return (
+            f"mean-reversion: trade {p.base} against {p.quote} when spot moves "
+            f"{p.threshold_bps:.0f} bps from its {p.window}-tick average, "
+            f"min-out = quote - {p.slippage_bps:.0f} bps"
+        )
+
+    def propose(self, market: MarketSnapshot, portfolio: PortfolioSnapshot) -> list[Intent]:
+        p = self.p
+        spot = market.spot_price(p.base, p.quote)
+        if spot is None:
+            return []
+        average = sum(self.history) / len(self.history) if self.history else None
+        self.history.append(spot)
+        if average is None or len(self.history) < 2:
+            return []
+        check = market.check_for(p.base, p.quote)
+        if check is None or not check.ok:
+            return []  # a well-behaved strategy does not trade on a price it cannot trust
+        move_bps = (spot - average) / average * 10_000
+        if abs(move_bps) < p.threshold_bps:
+            return []
+        base_info, quote_info = market.token(p.base), market.token(p.quote)
+        if base_info is None or quote_info is None:
+            return []
+        if move_bps > 0:  # base is rich: sell base worth trade_size_quote
+            token_in, token_out = p.base, p.quote
+            whole_quote = p.trade_size_quote / 10**quote_info.decimals
+            amount_in = int(whole_quote / spot * 10**base_info.decimals)
+            why = f"spot {spot:.6g} is {move_bps:.0f} bps above its average {average:.6g}: sell"
+        else:  # base is cheap: buy it with trade_size_quote
+            token_in, token_out = p.quote, p.base
+            amount_in = p.trade_size_quote
+            why = f"spot {spot:.6g} is {-move_bps:.0f} bps below its average {average:.6g}: buy"
+        amount_in = min(amount_in, portfolio.balance(token_in))
+        if amount_in <= 0:
+            return []
+        quoted = market.quote_out([token_in, token_out], amount_in)
+        if not quoted:
+            return []
+        min_out = quoted * int(10_000 - p.slippage_bps) // 10_000
+        return [
+            SwapExactIn(
+                token_in=token_in,
+                token_out=token_out,
+                amount_in=amount_in,
+                min_amount_out=min_out,
+                reason=why,
+                deadline_seconds=p.deadline_seconds,
+            )
+        ]
