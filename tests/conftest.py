@@ -22,7 +22,7 @@ def _isolated_cache(tmp_path_factory):
     # tests never depend on a developer's warm cache... except the one shared by this run.
     if "DEFIAGENT_CACHE_DIR" not in os.environ:
         os.environ["DEFIAGENT_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    yield
+    return
 
 
 @pytest.fixture

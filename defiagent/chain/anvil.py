@@ -100,14 +100,16 @@ class Anvil:
     def _spawn(self) -> None:
         log_dir = self._log_dir or Path(tempfile.mkdtemp(prefix="defiagent-anvil-"))
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"anvil-{self.port}.log"
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        # A file of its own per start: a stale "Listening on" line must never be read.
+        fd, name = tempfile.mkstemp(prefix=f"anvil-{self.port}-", suffix=".log", dir=log_dir)
+        self.log_path = Path(name)
+        self._log_file = os.fdopen(fd, "ab")
         self._proc = subprocess.Popen(
             self._argv(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent_preexec(os.getpid()),  # noqa: PLW1509
+            preexec_fn=die_with_parent_preexec(os.getpid()),
             close_fds=True,
         )
 
@@ -119,6 +121,11 @@ class Anvil:
                 if self._proc is None or self._proc.poll() is not None:
                     what = f"fork {self.fork_url}" if self.fork_url else "start"
                     raise InfraError(f"anvil could not {what}: {self._failure_reason()}")
+                # Only our own process counts: another node already on the port would
+                # answer the RPC too, so wait for anvil's own "Listening on" line first.
+                if not self._listening():
+                    time.sleep(0.02)
+                    continue
                 try:
                     client.call("eth_chainId")
                     return
@@ -127,6 +134,11 @@ class Anvil:
         finally:
             client.close()
         raise InfraError(f"anvil did not answer on {self.url} within {self.startup_timeout:.0f}s")
+
+    def _listening(self) -> bool:
+        if not self.log_path or not self.log_path.exists():
+            return False
+        return f"Listening on 127.0.0.1:{self.port}" in self.log_path.read_text(errors="replace")
 
     def _failure_reason(self) -> str:
         # anvil prints an error chain over several lines; keep it to one readable sentence.

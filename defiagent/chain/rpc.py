@@ -30,7 +30,12 @@ class JsonRpcClient:
         self._ids = itertools.count(1)
 
     def call(self, method: str, *params: Any) -> Any:
-        payload = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
+        payload = {
+            "jsonrpc": "2.0",
+            "id": next(self._ids),
+            "method": method,
+            "params": list(params),
+        }
         try:
             response = self._session.post(self.url, json=payload, timeout=self.timeout)
             response.raise_for_status()

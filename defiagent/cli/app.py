@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from defiagent import __version__
-from defiagent.cli import demo, doctor
+from defiagent.cli import demo, doctor, keystore, signer
 from defiagent.cli.output import err_console, print_json
 from defiagent.errors import DefiagentError
 
@@ -42,6 +41,8 @@ def root(
 
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
+app.add_typer(keystore.app, name="keystore")
+app.add_typer(signer.app, name="signer")
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -61,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     as_json = "--json" in argv
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="defiagent", standalone_mode=False)
-        return 0
-    except click.exceptions.Exit as exc:
+        result = command.main(args=argv, prog_name="defiagent", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _report("aborted", "Interrupted.", 1, as_json)
-    except click.ClickException as exc:  # usage errors: bad option, missing argument
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument
         if debug:
             raise
         return _report("usage", exc.format_message(), 2, as_json)

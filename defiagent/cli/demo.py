@@ -54,7 +54,8 @@ def demo(
             "codehashes": codehashes,
             "reserves_before": [str(r) for r in reserves_before],
             "reserves_after": [str(r) for r in reserves_after],
-            "swap": swap.model_dump() | {
+            "swap": swap.model_dump()
+            | {
                 "amount_in": str(swap.amount_in),
                 "amount_out": str(swap.amount_out),
             },

@@ -91,7 +91,9 @@ def _solc(version_: str) -> Check:
         out = _run_version([str(solc_wrapper_path()), "--version"], env=env)
         match = re.search(r"Version: (\S+)", out)
         ok = bool(match and match.group(1).startswith(version_))
-        return Check(name=name, ok=ok, version=match.group(1) if match else "", remedy="" if ok else REMEDY)
+        return Check(
+            name=name, ok=ok, version=match.group(1) if match else "", remedy="" if ok else REMEDY
+        )
     except (DefiagentError, RuntimeError, OSError) as exc:
         return Check(name=name, ok=False, detail=str(exc), remedy=REMEDY)
 
@@ -106,7 +108,10 @@ def _python_package(dist: str) -> Check:
         return Check(name=f"python: {dist}", ok=True, version=version(dist))
     except PackageNotFoundError:
         return Check(
-            name=f"python: {dist}", ok=False, detail="not installed", remedy="run `scripts/bootstrap`"
+            name=f"python: {dist}",
+            ok=False,
+            detail="not installed",
+            remedy="run `scripts/bootstrap`",
         )
 
 
@@ -121,14 +126,20 @@ def _artifact(package: str, relative: str) -> Check:
 
 def run_checks() -> list[Check]:
     checks: list[Check] = [
-        Check(name="python", ok=sys.version_info >= (3, 11), version=sys.version.split()[0],
-              remedy="" if sys.version_info >= (3, 11) else "use Python 3.11 or newer"),
+        Check(
+            name="python",
+            ok=sys.version_info >= (3, 11),
+            version=sys.version.split()[0],
+            remedy="" if sys.version_info >= (3, 11) else "use Python 3.11 or newer",
+        ),
     ]
     checks += [_python_package(d) for d in PYTHON_PACKAGES]
     installed = solc_versions()
     missing = [v for v in REQUIRED_SOLC if not any(i.startswith(v) for i in installed)]
     for wanted in missing:
-        checks.append(Check(name=f"solc {wanted}*", ok=False, detail="not installed", remedy=REMEDY))
+        checks.append(
+            Check(name=f"solc {wanted}*", ok=False, detail="not installed", remedy=REMEDY)
+        )
     jobs = [
         lambda: _tool("node", node_path, r"v([\d.]+)"),
         lambda: _tool("anvil", anvil_path, r"anvil Version: ([\d.]+)"),

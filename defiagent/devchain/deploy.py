@@ -119,7 +119,9 @@ def add_liquidity(
     return factory.functions.getPair(token_x, token_y).call()
 
 
-def create_pool(w3: Web3, d: UniswapV2Deployment, amount_a: int, amount_b: int) -> UniswapV2Deployment:
+def create_pool(
+    w3: Web3, d: UniswapV2Deployment, amount_a: int, amount_b: int
+) -> UniswapV2Deployment:
     pair = add_liquidity(w3, d, d.token_a, d.token_b, amount_a, amount_b)
     return d.model_copy(update={"pair": pair})
 

@@ -54,20 +54,26 @@ def run_slither(
         raise ConfigError(f"{target} holds no .sol file")
     version = solc_version or select_version(files)
     with tempfile.TemporaryDirectory(prefix="defiagent-slither-") as tmp:
-        work = Path(tmp)
+        out = Path(tmp) / "slither.json"
+        env = solc_env(version, [target.parent if target.is_file() else target])
+        env["PYTHONWARNINGS"] = "ignore"
         if target.is_file():
-            # crytic-compile sends a lone file through --combined-json, which solcjs lacks:
-            # stage it in a folder of its own; its real folder still serves its imports.
-            staged = work / "src"
-            staged.mkdir()
-            shutil.copy2(target, staged / target.name)
-            cwd, slither_target, include = work, "src", [target.parent]
+            # Analyse just this file, from its real folder (so its imports resolve there).
+            cwd = target.parent
+            env["DEFIAGENT_SLITHER_ONLY"] = target.name
         else:
-            cwd, slither_target, include = target, ".", [target]
-        out = work / "slither.json"
+            cwd = target
+            env.pop("DEFIAGENT_SLITHER_ONLY", None)
+            if not any(target.glob("*.sol")):
+                # crytic-compile looks at the top of the folder only; hand it the tree.
+                env["DEFIAGENT_SLITHER_ONLY"] = os.pathsep.join(
+                    str(f.relative_to(target)) for f in files
+                )
         argv = [
-            str(slither_executable()),
-            slither_target,
+            sys.executable,
+            "-m",
+            "defiagent.vetting.slither_cli",
+            ".",
             "--solc-standard-json",
             "--solc",
             str(solc_wrapper_path()),
@@ -76,9 +82,8 @@ def run_slither(
             "--disable-color",
             *extra_args,
         ]
-        env = solc_env(version, include)
-        env["PYTHONWARNINGS"] = "ignore"
-        export = work / "crytic-export"
+        export = cwd / "crytic-export"
+        had_export = export.exists()
         try:
             proc = subprocess.run(
                 argv,
@@ -93,12 +98,10 @@ def run_slither(
             raise InfraError(f"Slither did not finish within {timeout:.0f}s") from exc
         finally:
             # crytic-compile leaves crytic-export/ in the cwd; never litter the user's tree.
-            if target.is_dir():
-                shutil.rmtree(target / "crytic-export", ignore_errors=True)
-            shutil.rmtree(export, ignore_errors=True)
+            if not had_export:
+                shutil.rmtree(export, ignore_errors=True)
         if not out.exists():
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise InfraError(f"Slither failed on {target.name}: {tail[0]}")
+            raise _failure(target, proc.stderr or proc.stdout or "")
         result = json.loads(out.read_text())
     if not result.get("success"):
         error = (result.get("error") or "unknown error").strip().splitlines()[-1]
@@ -118,3 +121,18 @@ def _slither_version() -> str:
 
         _VERSION = version("slither-analyzer")
     return _VERSION
+
+
+def _failure(target: Path, output: str):
+    """Turn Slither's crash output into one sentence; bad sources are the user's to fix."""
+    for line in output.splitlines():
+        if "InvalidCompilation:" in line:
+            detail = line.split("InvalidCompilation:", 1)[1].strip()
+            # solc repeats the error kind ("ParserError: ParserError: ..."): keep one.
+            parts = detail.split(": ")
+            if len(parts) > 2 and parts[0] == parts[1]:
+                detail = ": ".join(parts[1:])
+            return ConfigError(f"{target.name} does not compile: {detail}")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
+    return InfraError(f"Slither failed on {target.name}: {last or 'no output'}")

@@ -1,0 +1,107 @@
+"""CLI conventions: --version, doctor, --json, exit codes, one-sentence errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEFIAGENT = str(Path(sys.executable).parent / "defiagent")
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DEFIAGENT, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def test_version():
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("defiagent ")
+
+
+def test_doctor_is_all_green_and_lists_every_tool():
+    proc = run("doctor", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] is True
+    names = {c["name"] for c in report["checks"]}
+    for required in ("anvil", "cast", "slither", "node", "python: web3", "python: eth-account"):
+        assert required in names
+    assert {"solc 0.5.16 (solcjs)", "solc 0.6.6 (solcjs)"} <= names
+    assert any(n.startswith("solc 0.8.") for n in names)
+
+
+def test_doctor_names_what_is_missing_with_a_remedy(tmp_path):
+    proc = run("doctor", "--json", env={"DEFIAGENT_TOOLCHAIN_DIR": str(tmp_path)})
+    assert proc.returncode == 3
+    report = json.loads(proc.stdout)
+    missing = {c["name"]: c for c in report["checks"] if not c["ok"]}
+    assert "anvil" in missing or any("anvil" in n for n in missing)
+    assert all(c["remedy"] for c in missing.values())
+    human = run("doctor", env={"DEFIAGENT_TOOLCHAIN_DIR": str(tmp_path)})
+    assert human.returncode == 3
+    assert "bootstrap" in human.stdout
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = run("no-such-command")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_option_value_is_a_usage_error_in_one_line():
+    proc = run("demo", "--liquidity", "lots")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "--liquidity" in proc.stderr
+
+
+def test_infrastructure_error_is_one_sentence_exit_3_and_json_on_request(tmp_path):
+    env = {"DEFIAGENT_TOOLCHAIN_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = run("demo", "--json", env=env)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr
+    assert "anvil is not installed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    body = json.loads(proc.stdout)
+    assert body["ok"] is False
+    assert body["error"]["exit_code"] == 3
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    env = {"DEFIAGENT_TOOLCHAIN_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = run("--debug", "demo", env=env)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr
+
+
+@pytest.mark.slow
+def test_interim_demo_reports_figures_read_from_the_chain():
+    proc = run("demo", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    contracts = out["contracts"]
+    assert len(set(contracts.values())) == 6
+    before = [int(x) for x in out["reserves_before"]]
+    after = [int(x) for x in out["reserves_after"]]
+    amount_in, amount_out = int(out["swap"]["amount_in"]), int(out["swap"]["amount_out"])
+    # The swap amounts are exactly the pool's reserve changes, and the constant product
+    # (with Uniswap's 0.3% fee) holds: these figures came from the chain, not from us.
+    token_a_is_token0 = int(contracts["token_a"], 16) < int(contracts["token_b"], 16)
+    i_in, i_out = (0, 1) if token_a_is_token0 else (1, 0)
+    assert after[i_in] - before[i_in] == amount_in
+    assert before[i_out] - after[i_out] == amount_out
+    expected = (amount_in * 997 * before[i_out]) // (before[i_in] * 1000 + amount_in * 997)
+    assert amount_out == expected
+    assert len(set(out["codehashes"].values())) == 3
