@@ -1,0 +1,178 @@
+"""agent.toml: the whole agent configuration, validated, overridable by DEFIAGENT_* variables.
+
+Precedence: environment over file. Nested fields use `__`, e.g.
+`DEFIAGENT_GUARD__PER_TX_VALUE_CAP__MAX_VALUE=250` or `DEFIAGENT_RPC_URL=...` (handy for
+an RPC URL that embeds an API key: keep it out of the file). Every rule has its own
+section, `[guard.<section>]` or `[risk.<section>]`, listed by `defiagent rules list`.
+A bad value is one sentence naming the field (exit 2); nothing is started.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from defiagent.errors import ConfigError
+from defiagent.execution.fees import FeePolicy
+from defiagent.guard.registry import GuardSection, RiskSection
+from defiagent.signing.config import SignerConfig
+from defiagent.types import Address
+
+DEFAULT_STATE_DIR = Path(".defiagent")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProtocolsConfig(Section):
+    """The contracts the planner targets (each must also be an active allowlist entry)."""
+
+    router: Address
+    weth: Address
+    factory: Address | None = None
+
+
+class ChainlinkFeed(Section):
+    base: Address
+    quote: Address
+    address: Address
+
+
+class MarketConfig(Section):
+    pools: list[Address] = Field(
+        default_factory=list, description="pairs to watch; empty = every allowlisted pool"
+    )
+    tokens: list[Address] = Field(
+        default_factory=list, description="tokens to hold and value; empty = allowlisted tokens"
+    )
+    numeraire: Address | None = Field(
+        default=None, description="the token values, caps and losses are measured in"
+    )
+    reference: Literal["twap", "chainlink"] = "twap"
+    twap_min_window_seconds: int = Field(default=60, gt=0)
+    twap_max_window_seconds: int = Field(default=3_600, gt=0)
+    chainlink_feeds: list[ChainlinkFeed] = Field(default_factory=list)
+    max_deviation_bps: float = Field(default=300, gt=0, le=10_000)
+    max_reference_age_seconds: int = Field(default=600, gt=0)
+
+
+class StrategyConfig(Section):
+    name: str = "mean-reversion"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SimulationConfig(Section):
+    fork_url: str | None = Field(default=None, description="upstream to fork; default rpc_url")
+    max_gas_per_tx: int = Field(default=1_000_000, gt=21_000)
+    rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class MetricsConfig(Section):
+    port: int | None = Field(default=None, ge=1, le=65_535, description="serve /metrics here")
+    address: str = "127.0.0.1"
+
+
+class AgentConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DEFIAGENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    rpc_url: str
+    chain_id: int = Field(gt=0)
+    allowlist_dir: Path = Path("contracts_allowlist")
+    state_dir: Path = DEFAULT_STATE_DIR
+    tick_seconds: float = Field(default=12.0, gt=0)
+    receipt_timeout_seconds: float = Field(default=120.0, gt=0)
+    protocols: ProtocolsConfig
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    guard: GuardSection = Field(default_factory=GuardSection)  # type: ignore[valid-type]
+    risk: RiskSection = Field(default_factory=RiskSection)  # type: ignore[valid-type]
+    fees: FeePolicy = Field(default_factory=FeePolicy)
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    signer: SignerConfig
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file; no .env files, no secrets directory.
+        return (env_settings, init_settings)
+
+    def resolved(self, base_dir: Path) -> AgentConfig:
+        """Relative paths made absolute against the config file's folder."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base_dir / p).resolve()
+
+        return self.model_copy(
+            update={"allowlist_dir": fix(self.allowlist_dir), "state_dir": fix(self.state_dir)}
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as it may be logged: the RPC URLs cut to scheme and host."""
+        data = self.model_dump(mode="json")
+        data["rpc_url"] = _host_only(self.rpc_url)
+        if self.simulation.fork_url:
+            data["simulation"]["fork_url"] = _host_only(self.simulation.fork_url)
+        return data
+
+
+def _host_only(url: str) -> str:
+    # Many RPC providers put the API key in the path or query: never log more than the host.
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/…" if rest != host else f"{scheme}://{host}"
+
+
+def _field_error(exc: ValidationError, source: str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"] if p not in ("keystore", "ledger", "kms")]
+    where = ".".join(loc) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required"
+    return ConfigError(f"config field {where} in {source}: {message}")
+
+
+def parse_config(data: dict[str, Any], *, source: str = "the config") -> AgentConfig:
+    try:
+        return AgentConfig(**data)
+    except ValidationError as exc:
+        raise _field_error(exc, source) from None
+
+
+def load_config(path: Path | str) -> AgentConfig:
+    """Read, validate and resolve an agent.toml (environment variables override it)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"the config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"the config file {path} cannot be read: {exc}") from exc
+    return parse_config(data, source=str(path)).resolved(path.parent.resolve())
