@@ -25,7 +25,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from eth_utils import to_checksum_address
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
 from defiagent.errors import ConfigError, DefiagentError, InfraError
 from defiagent.signing.base import SignatureMismatch, report_mismatch
@@ -133,7 +139,9 @@ class KmsSigner(DigestSigner):
 
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_exponential_jitter(initial=self.retry.initial_wait, max=self.retry.max_wait),
+            # Exponential backoff plus jitter, so many agents do not retry in lockstep.
+            wait=wait_exponential(multiplier=self.retry.initial_wait, max=self.retry.max_wait)
+            + wait_random(0, self.retry.initial_wait),
             retry=retry_if_exception(_is_transient),
             before_sleep=before_sleep,
             reraise=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account.hdaccount import generate_mnemonic
+from eth_account.types import Language
 
 from defiagent.signing import base
 from defiagent.signing.kms import KmsSigner
@@ -28,7 +29,7 @@ def alerts():
 @pytest.fixture
 def device() -> EmulatedLedger:
     """An emulated Ledger with a fresh seed, unlocked, Ethereum app open, user approving."""
-    return EmulatedLedger(generate_mnemonic(12, "english"))
+    return EmulatedLedger(generate_mnemonic(12, Language.ENGLISH))
 
 
 @pytest.fixture

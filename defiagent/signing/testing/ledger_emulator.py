@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import rlp
 from eth_account.hdaccount import generate_mnemonic, key_from_seed, seed_from_mnemonic
+from eth_account.types import Language
 from eth_keys import KeyAPI
 from eth_utils import keccak, to_checksum_address
 from ledgerblue.commException import CommException
@@ -86,7 +87,9 @@ class EmulatedLedger:
         app_version: tuple[int, int, int] = (1, 13, 0),
         blind_signing: bool = True,
     ) -> None:
-        self._seed = seed_from_mnemonic(mnemonic or generate_mnemonic(12, "english"), passphrase)
+        self._seed = seed_from_mnemonic(
+            mnemonic or generate_mnemonic(12, Language.ENGLISH), passphrase
+        )
         self.app_version = app_version
         self.blind_signing = blind_signing
         self.locked = False
