@@ -28,3 +28,9 @@ class PlannedCall(BaseModel):
     expected: list[ExpectedDelta] = []  # assets the intent may move; nothing else may move
     allowed_approvals: dict[str, Wei] = {}  # "token:spender" -> max allowance after the call
     description: str = ""
+
+    @property
+    def journal_key(self) -> str:
+        """The write-ahead journal's key: one per call of an intent (its approve and its swap
+        differ by target and selector), stable when the same intent is planned again."""
+        return f"{self.intent_id}:{self.target.lower()}:{self.data[:10].lower()}"

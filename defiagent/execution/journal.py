@@ -1,0 +1,359 @@
+"""The write-ahead journal: what was planned, signed and sent, durable before each next step.
+
+SQLite in WAL mode with synchronous=FULL: every commit is fsync'd before the call returns,
+so after a crash the journal holds every step that happened before it (an intent is written
+as planned before signing, the signed raw bytes before broadcasting). Keyed by
+`PlannedCall.journal_key`; a key is inserted once, so no call is executed twice.
+
+States of an entry:
+    planned -> signed -> sent -> confirmed | failed | cancelled | dropped
+    planned | signed -> aborted        (stopped before broadcast: nothing reached the network)
+Each signed transaction is an attempt (original, replacement, cancel) with its raw bytes;
+a replacement's predecessors end `replaced`.
+
+One process at a time: the journal takes an exclusive flock on `<path>.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from defiagent.errors import InfraError
+from defiagent.execution.models import PlannedCall
+
+
+class State(StrEnum):
+    PLANNED = "planned"
+    SIGNED = "signed"
+    SENT = "sent"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"  # mined but reverted: the nonce is used, the intent is over
+    CANCELLED = "cancelled"  # a 0-value self-transfer took the nonce
+    DROPPED = "dropped"  # the nonce was taken by a transaction this journal did not send
+    ABORTED = "aborted"  # stopped before any broadcast
+
+
+IN_FLIGHT = (State.SIGNED, State.SENT)
+FINAL = (State.CONFIRMED, State.FAILED, State.CANCELLED, State.DROPPED, State.ABORTED)
+
+
+class AttemptKind(StrEnum):
+    ORIGINAL = "original"
+    REPLACEMENT = "replacement"
+    CANCEL = "cancel"
+
+
+class Attempt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    seq: int
+    kind: AttemptKind
+    tx_hash: str
+    raw: str
+    nonce: int
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    state: str = "pending"  # pending | mined | replaced
+    created_at: float = 0.0
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    intent_id: str
+    sender: str
+    chain_id: int
+    call: PlannedCall
+    state: State
+    nonce: int | None = None
+    tx_hash: str | None = None  # the attempt that was mined (or the latest one signed)
+    block_number: int | None = None
+    gas_used: int | None = None
+    reason: str = ""
+    created_at: float
+    updated_at: float
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    intent_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    chain_id INTEGER NOT NULL,
+    call_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    nonce INTEGER,
+    tx_hash TEXT,
+    block_number INTEGER,
+    gas_used INTEGER,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_state ON entries (state, sender);
+CREATE INDEX IF NOT EXISTS entries_intent ON entries (intent_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    key TEXT NOT NULL REFERENCES entries (key),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,  -- not unique: a reused (never broadcast) nonce can sign the same bytes
+    raw TEXT NOT NULL,
+    nonce INTEGER NOT NULL,
+    gas INTEGER NOT NULL,
+    max_fee_per_gas TEXT NOT NULL,
+    max_priority_fee_per_gas TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+);
+CREATE INDEX IF NOT EXISTS attempts_hash ON attempts (tx_hash);
+"""
+_ENTRY_COLUMNS = (
+    "key, intent_id, sender, chain_id, call_json, state, nonce, tx_hash, block_number, "
+    "gas_used, reason, created_at, updated_at"
+)
+_ATTEMPT_COLUMNS = (
+    "key, seq, kind, tx_hash, raw, nonce, gas, max_fee_per_gas, max_priority_fee_per_gas, "
+    "state, created_at"
+)
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            raise InfraError(
+                f"another executor is using the journal {self.path}; only one may run at a time"
+            ) from exc
+        try:
+            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # fsync the WAL on every commit
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self.close()
+            raise InfraError(f"the journal {self.path} cannot be opened: {exc}") from exc
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            self._db = None
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self):
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise InfraError(f"the journal {self.path} could not record a step: {exc}") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+    def plan(self, call: PlannedCall, chain_id: int) -> tuple[Entry, bool]:
+        """Write the call as planned; (entry, False) if its key was already journaled."""
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO entries (key, intent_id, sender, chain_id, call_json, "
+                "state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    call.journal_key,
+                    call.intent_id,
+                    call.sender,
+                    chain_id,
+                    call.model_dump_json(),
+                    State.PLANNED,
+                    now,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+        entry = self.get(call.journal_key)
+        assert entry is not None
+        return entry, created
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        """Record a signed transaction (before it is broadcast); a first one moves to signed."""
+        with self._write() as db:
+            db.execute(
+                f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                (
+                    attempt.key,
+                    attempt.seq,
+                    attempt.kind,
+                    attempt.tx_hash,
+                    attempt.raw,
+                    attempt.nonce,
+                    attempt.gas,
+                    str(attempt.max_fee_per_gas),
+                    str(attempt.max_priority_fee_per_gas),
+                    attempt.state,
+                    attempt.created_at or time.time(),
+                ),
+            )
+            db.execute(
+                "UPDATE entries SET state = CASE WHEN state = ? THEN ? ELSE state END, "
+                "nonce = ?, tx_hash = ?, updated_at = ? WHERE key = ?",
+                (
+                    State.PLANNED,
+                    State.SIGNED,
+                    attempt.nonce,
+                    attempt.tx_hash,
+                    time.time(),
+                    attempt.key,
+                ),
+            )
+
+    def set_state(self, key: str, state: State, *, reason: str = "") -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE entries SET state = ?, reason = ?, updated_at = ? WHERE key = ?",
+                (state, reason, time.time(), key),
+            )
+
+    def finish(
+        self,
+        key: str,
+        state: State,
+        *,
+        tx_hash: str | None = None,
+        block_number: int | None = None,
+        gas_used: int | None = None,
+        reason: str = "",
+    ) -> None:
+        """Close an entry; the mined attempt is marked mined and every other one replaced."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE entries SET state = ?, tx_hash = COALESCE(?, tx_hash), block_number = ?, "
+                "gas_used = ?, reason = ?, updated_at = ? WHERE key = ?",
+                (state, tx_hash, block_number, gas_used, reason, time.time(), key),
+            )
+            if tx_hash is not None:
+                db.execute(
+                    "UPDATE attempts SET state = CASE WHEN tx_hash = ? THEN 'mined' "
+                    "ELSE 'replaced' END WHERE key = ?",
+                    (tx_hash, key),
+                )
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, key: str) -> Entry | None:
+        row = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ?",  # noqa: S608
+            (key,),
+        ).fetchone()
+        return _entry(row) if row else None
+
+    def entries(self, states: tuple[State, ...] | None = None) -> list[Entry]:
+        sql = f"SELECT {_ENTRY_COLUMNS} FROM entries"  # noqa: S608
+        args: tuple = ()
+        if states:
+            sql += f" WHERE state IN ({', '.join('?' * len(states))})"
+            args = tuple(states)
+        return [_entry(r) for r in self._db.execute(sql + " ORDER BY created_at", args)]
+
+    def for_intent(self, intent_id: str) -> list[Entry]:
+        rows = self._db.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE intent_id = ? ORDER BY created_at",  # noqa: S608
+            (intent_id,),
+        )
+        return [_entry(r) for r in rows]
+
+    def attempts(self, key: str) -> list[Attempt]:
+        rows = self._db.execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE key = ? ORDER BY seq",  # noqa: S608
+            (key,),
+        )
+        return [_attempt(r) for r in rows]
+
+    def highest_held_nonce(self, sender: str) -> int | None:
+        """The highest nonce an in-flight entry of `sender` holds (signed or sent)."""
+        row = self._db.execute(
+            "SELECT MAX(nonce) FROM entries WHERE sender = ? AND state IN (?, ?)",
+            (sender, *IN_FLIGHT),
+        ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+
+def _entry(row) -> Entry:
+    (
+        key,
+        intent_id,
+        sender,
+        chain_id,
+        call_json,
+        state,
+        nonce,
+        tx_hash,
+        block,
+        gas,
+        reason,
+        c,
+        u,
+    ) = row
+    return Entry(
+        key=key,
+        intent_id=intent_id,
+        sender=sender,
+        chain_id=chain_id,
+        call=PlannedCall.model_validate(json.loads(call_json)),
+        state=State(state),
+        nonce=nonce,
+        tx_hash=tx_hash,
+        block_number=block,
+        gas_used=gas,
+        reason=reason,
+        created_at=c,
+        updated_at=u,
+    )
+
+
+def _attempt(row) -> Attempt:
+    key, seq, kind, tx_hash, raw, nonce, gas, max_fee, tip, state, created = row
+    return Attempt(
+        key=key,
+        seq=seq,
+        kind=AttemptKind(kind),
+        tx_hash=tx_hash,
+        raw=raw,
+        nonce=nonce,
+        gas=gas,
+        max_fee_per_gas=int(max_fee),
+        max_priority_fee_per_gas=int(tip),
+        state=state,
+        created_at=created,
+    )
