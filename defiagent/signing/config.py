@@ -147,6 +147,8 @@ def parse_signer_config(table: dict[str, Any], *, source: str = "[signer]") -> S
         return _ADAPTER.validate_python(table)
     except ValidationError as exc:
         first = exc.errors()[0]
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            raise ConfigError(f'{source}: backend must be "keystore", "ledger" or "kms"') from None
         where = ".".join(str(p) for p in first["loc"] if p not in ("keystore", "ledger", "kms"))
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None

@@ -58,6 +58,8 @@ def write_keystore(path: Path, private_key: bytes, password: str, *, light: bool
         account = Account.from_key(private_key)
     except Exception as exc:  # eth-keys' ValidationError, ValueError: not a usable key
         raise ConfigError("the private key is not a valid secp256k1 key") from exc
+    if path.exists():  # checked early to skip the slow KDF; O_EXCL below is the real guard
+        raise ConfigError(f"{path} already exists; refusing to overwrite a keystore")
     document = Account.encrypt(
         private_key, password, kdf="scrypt", iterations=LIGHT_SCRYPT_N if light else SCRYPT_N
     )
