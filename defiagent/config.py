@@ -126,9 +126,14 @@ class AgentConfig(BaseSettings):
         def fix(p: Path) -> Path:
             return p if p.is_absolute() else (base_dir / p).resolve()
 
-        return self.model_copy(
-            update={"allowlist_dir": fix(self.allowlist_dir), "state_dir": fix(self.state_dir)}
-        )
+        update: dict[str, Any] = {
+            "allowlist_dir": fix(self.allowlist_dir),
+            "state_dir": fix(self.state_dir),
+        }
+        path = getattr(self.signer, "path", None)
+        if isinstance(path, Path):
+            update["signer"] = self.signer.model_copy(update={"path": fix(path)})
+        return self.model_copy(update=update)
 
     def redacted(self) -> dict[str, Any]:
         """The config as it may be logged: the RPC URLs cut to scheme and host."""

@@ -124,7 +124,10 @@ class MarketSnapshot(Frozen):
             pool = self.pool_for(a, b)
             if pool is None:
                 return None
-            amount = pool.amount_out(a, amount)
+            try:
+                amount = pool.amount_out(a, amount)
+            except ValueError:  # an empty pool or nothing in
+                return None
         return amount
 
     def quote_in(self, path: list[str], amount_out: int) -> int | None:

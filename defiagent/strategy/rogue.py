@@ -73,7 +73,7 @@ class RogueStrategy:
                         token_in=p.base,
                         token_out=p.quote,
                         amount_in=small,
-                        min_amount_out=quoted * 99 // 100,
+                        min_amount_out=quoted * 995 // 1000,
                         recipient=p.attacker,
                         reason="rogue: send the proceeds to another address",
                     )
@@ -126,8 +126,8 @@ class RogueStrategy:
                         token_out=p.quote,
                         amount_in=amount,
                         min_amount_out=(market.quote_out([p.base, p.quote], amount) or 1)
-                        * 99
-                        // 100,
+                        * 995
+                        // 1000,
                         reason="rogue: swap the whole balance at once",
                     )
                 )
@@ -136,7 +136,7 @@ class RogueStrategy:
                     SwapExactIn(
                         token_in=p.base,
                         token_out=p.quote,
-                        amount_in=1,
+                        amount_in=small,
                         min_amount_out=0,
                         reason=f"rogue: flood request {i + 1} of {p.flood}",
                     )

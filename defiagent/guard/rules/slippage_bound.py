@@ -35,18 +35,18 @@ class SlippageBound(Rule):
             if "amountOutMin" in a:
                 amount_in = a.get("amountIn", req.call.value)
                 quoted = ctx.market.quote_out(path, amount_in) if amount_in else None
-                if not quoted:
+                if quoted is None:
                     return self.refuse("the pools on the path cannot quote this swap")
                 floor = quoted * (10_000 - bps) / 10_000
                 if a["amountOutMin"] < floor:
-                    gap = (quoted - a["amountOutMin"]) / quoted * 10_000
+                    gap = (quoted - a["amountOutMin"]) / max(quoted, 1) * 10_000
                     return self.refuse(
                         f"min-out {a['amountOutMin']} is {gap:.0f} bps below the pool quote "
                         f"{quoted} (limit {bps:.0f} bps)"
                     )
             else:
-                quoted = ctx.market.quote_in(path, a.get("amountOut", 0))
-                if not quoted:
+                quoted = ctx.market.quote_in(path, a["amountOut"]) if a.get("amountOut") else None
+                if quoted is None:
                     return self.refuse("the pools on the path cannot quote this swap")
                 ceiling = quoted * (10_000 + bps) / 10_000
                 if a["amountInMax"] > ceiling:

@@ -1,0 +1,1 @@
+"""The agent loop: snapshot -> strategy -> plan -> guard -> simulate -> check -> execute."""

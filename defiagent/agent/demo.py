@@ -1,0 +1,175 @@
+"""The agent demo, end to end on a local chain, with nothing mocked.
+
+anvil -> the real Uniswap V2, WETH9 and two OpenZeppelin tokens -> an allowlist built and
+signed on the spot -> a throwaway encrypted keystore for the agent (password generated in
+memory, never written) funded from anvil's dev account -> the mean-reversion strategy
+trading for N ticks while other traders move the pool, every transaction simulated on a
+fork and checked before it is signed -> a rogue strategy on tick 2 whose every request is
+refused with its reason -> the audit log verified at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from pydantic import BaseModel, ConfigDict
+from web3 import Web3
+
+from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.devnet import UNIT, DemoMarket, MarketNoise, deploy_market, fund
+from defiagent.agent.reports import TickReport
+from defiagent.agent.runtime import AgentRuntime
+from defiagent.chain.anvil import Anvil
+from defiagent.config import AgentConfig, parse_config
+from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
+from defiagent.signing.keystore import KeystoreSigner, write_keystore
+from defiagent.strategy.mean_reversion import MeanReversion, MeanReversionParams
+from defiagent.strategy.rogue import RogueParams, RogueStrategy
+
+ROGUE_TICK = 2
+
+
+class DemoResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    workdir: str
+    chain_id: int
+    agent: str
+    contracts: dict[str, str]
+    allowlist: dict[str, str]  # address -> name
+    explain: list[str]
+    ticks: list[TickReport]
+    noise: list[str]
+    audit_log: str
+    audit: AuditReport
+    balances_start: dict[str, float]
+    balances_end: dict[str, float]
+
+
+def demo_config(market: DemoMarket, *, rpc_url: str, workdir: Path, key_path: Path) -> AgentConfig:
+    d = market.dex
+    return parse_config(
+        {
+            "rpc_url": rpc_url,
+            "chain_id": d.chain_id,
+            "allowlist_dir": str(workdir / "allowlist"),
+            "state_dir": str(workdir / "state"),
+            "tick_seconds": 0.1,
+            "protocols": {"router": d.router, "weth": d.weth, "factory": d.factory},
+            "market": {
+                "numeraire": d.token_a,
+                "twap_min_window_seconds": 10,
+                "max_deviation_bps": 400,
+            },
+            "guard": {
+                "per_tx_value_cap": {"max_value": 2_000},
+                "window_value_cap": {"max_value": 50_000, "window_seconds": 86_400},
+                "rate_limit": {"max_intents": 10, "window_seconds": 60},
+                "slippage": {"max_slippage_bps": 100},
+            },
+            "risk": {"max_daily_loss": {"max_loss_pct": 5}},
+            # How a real deployment would name the key; the demo hands the signer over directly.
+            "signer": {
+                "backend": "keystore",
+                "path": str(key_path),
+                "password_env": "DEFIAGENT_KEYSTORE_PASSWORD",
+            },
+        },
+        source="the demo config",
+    )
+
+
+def _balances(w3: Web3, market: DemoMarket, who: str) -> dict[str, float]:
+    from defiagent.market.reader import ChainReader
+
+    reader = ChainReader(w3)
+    return {
+        "ETH": w3.eth.get_balance(who) / UNIT,
+        "DUSD": reader.balance_of(market.dusd, who) / UNIT,
+        "DTKN": reader.balance_of(market.dtkn, who) / UNIT,
+    }
+
+
+def run_demo(
+    ticks: int = 8,
+    *,
+    workdir: Path | None = None,
+    on_event: Callable[[str, Any], None] | None = None,
+) -> DemoResult:
+    emit = on_event or (lambda kind, data: None)
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="defiagent-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    with Anvil(log_dir=workdir / "anvil") as node:
+        w3 = Web3(Web3.HTTPProvider(node.url))
+        emit("stage", "deploying Uniswap V2, WETH9 and two ERC-20 tokens")
+        market = deploy_market(w3)
+        noise = MarketNoise(w3, market)
+
+        emit("stage", "creating the agent's encrypted keystore")
+        key_path = workdir / "agent-keystore.json"
+        password = secrets.token_urlsafe(24)  # in memory only
+        write_keystore(key_path, bytes(Account.create().key), password, light=True)
+        signer = KeystoreSigner(key_path, password)
+        del password
+        fund(w3, market, signer.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
+
+        emit("stage", "vetting and approving the contracts (two reviewers)")
+        allowlist = build_demo_allowlist(w3, market, workdir / "allowlist")
+
+        cfg = demo_config(market, rpc_url=node.url, workdir=workdir, key_path=key_path)
+        strategies = [
+            MeanReversion(
+                MeanReversionParams(
+                    base=market.dtkn,
+                    quote=market.dusd,
+                    window=4,
+                    threshold_bps=40,
+                    trade_size_quote=500 * UNIT,
+                    slippage_bps=50,
+                )
+            ),
+            RogueStrategy(RogueParams(base=market.dtkn, quote=market.dusd, on_ticks=[ROGUE_TICK])),
+        ]
+        start = _balances(w3, market, signer.address)
+        emit("stage", "starting the agent")
+        reports: list[TickReport] = []
+        moves: list[str] = []
+        with AgentRuntime(
+            cfg, signer=signer, allowlist=allowlist, strategies=strategies, mode="demo"
+        ) as runtime:
+            emit("explain", runtime.explanations)
+            runtime.agent.warm_up()
+            for _ in range(ticks):
+                moves.append(noise.step())
+                report = runtime.agent.tick()
+                reports.append(report)
+                emit("tick", report)
+        end = _balances(w3, market, signer.address)
+        d = market.dex
+        return DemoResult(
+            workdir=str(workdir),
+            chain_id=d.chain_id,
+            agent=signer.address,
+            contracts={
+                "router": d.router,
+                "factory": d.factory,
+                "weth": d.weth,
+                "DUSD": d.token_a,
+                "DTKN": d.token_b,
+                "DUSD/DTKN pair": d.pair,
+                "WETH/DUSD pair": market.weth_pair,
+            },
+            allowlist={a: e.name for a, e in allowlist.entries.items()},
+            explain=runtime.explanations,
+            ticks=reports,
+            noise=moves,
+            audit_log=str(runtime.audit_path),
+            audit=verify_audit_log(runtime.audit_path),
+            balances_start=start,
+            balances_end=end,
+        )

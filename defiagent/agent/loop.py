@@ -1,0 +1,461 @@
+"""The agent loop. Each tick:
+
+    kill switch? -> market + portfolio snapshot -> code hashes and fees (read here, outside
+    the guard) -> each strategy proposes intents -> for each intent: rate count -> plan ->
+    guard every call -> simulate the whole plan on the fork -> outcome checks -> for each
+    call: (re-simulate on the latest state if an earlier call of the plan was just mined)
+    -> execute (the executor checks the kill switch before signing and before sending)
+
+Every step goes to the audit log and the metrics. Anything that cannot be established
+(an RPC error, a simulation that cannot run, a strategy that crashes) ends in a refusal
+with a reason, never in a transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from defiagent.agent.observe import observe_code
+from defiagent.agent.ports import CallExecutor
+from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
+from defiagent.agent.state import RateWindow, SpendLedger
+from defiagent.allowlist.models import ActiveAllowlist
+from defiagent.decisions import Decision
+from defiagent.errors import DefiagentError, InfraError
+from defiagent.execution.models import PlannedCall
+from defiagent.execution.planner import Planner
+from defiagent.guard.base import FeeQuote, GuardContext
+from defiagent.guard.guard import Guard
+from defiagent.guard.valuation import outflow_value
+from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
+from defiagent.market.observer import MarketObserver, numeraire_prices
+from defiagent.monitoring.interfaces import AuditSink, KillSwitchState
+from defiagent.monitoring.metrics import AgentMetrics
+from defiagent.risk.pnl import PortfolioHistory
+from defiagent.simulation.batch import BatchRpcClient
+from defiagent.simulation.checks import CheckContext, run_checks
+from defiagent.simulation.models import SimulationOutcome
+from defiagent.simulation.simulator import Simulator
+from defiagent.strategy.base import Strategy
+from defiagent.strategy.intents import (
+    AddLiquidity,
+    Approve,
+    Intent,
+    RawCall,
+    RemoveLiquidity,
+    SwapExactIn,
+    SwapExactOut,
+    Unwrap,
+    Wrap,
+)
+
+INTENT_TYPES = (
+    SwapExactIn,
+    SwapExactOut,
+    Approve,
+    Wrap,
+    Unwrap,
+    AddLiquidity,
+    RemoveLiquidity,
+    RawCall,
+)
+MAX_INTENTS_PER_TICK = 200  # beyond this a strategy's surplus is dropped unread
+_INTENT = TypeAdapter(Intent)
+
+
+@dataclasses.dataclass
+class AgentParts:
+    """Everything the loop uses, built by `defiagent.agent.build` (or a test)."""
+
+    agent: str
+    chain_id: int
+    rpc: BatchRpcClient  # the chain the agent reads (and the executor sends to)
+    allowlist: ActiveAllowlist
+    strategies: Sequence[Strategy]
+    observer: MarketObserver
+    planner: Planner
+    guard: Guard
+    simulator: Simulator
+    executor: CallExecutor
+    audit: AuditSink
+    kill_switch: KillSwitchState
+    metrics: AgentMetrics
+    weth: str
+    rate_window_seconds: float = 60
+    spend_window_seconds: float = 86_400
+    loss_window_seconds: float = 86_400
+    max_gas_per_tx: int = 1_000_000
+    priority_fee_per_gas: int = 10**9
+    spenders: Sequence[str] = ()
+    clock: Callable[[], float] = time.time
+
+
+class Agent:
+    def __init__(self, parts: AgentParts) -> None:
+        self.p = parts
+        self.rate = RateWindow(parts.rate_window_seconds)
+        self.spend = SpendLedger(parts.spend_window_seconds)
+        self.history = PortfolioHistory(loss_window_seconds=parts.loss_window_seconds)
+        self.tick_no = 0
+
+    def warm_up(self) -> None:
+        """Read the market once without trading, so price references have a first point."""
+        self._observe()
+        self.p.audit.record("warm-up", {"agent": self.p.agent})
+
+    # --- one tick ------------------------------------------------------------------------
+
+    def tick(self) -> TickReport:
+        self.tick_no += 1
+        p = self.p
+        with p.metrics.time("tick"):
+            if p.kill_switch.is_on():
+                p.audit.record("tick-skipped", {"tick": self.tick_no, "reason": "kill switch on"})
+                p.metrics.ticks.labels(outcome="kill-switch").inc()
+                return TickReport(tick=self.tick_no, skipped="the kill switch is on")
+            try:
+                with p.metrics.time("snapshot"):
+                    market, portfolio, base_ctx = self._observe()
+            except DefiagentError as exc:
+                p.audit.record("tick-skipped", {"tick": self.tick_no, "reason": str(exc)})
+                p.metrics.ticks.labels(outcome="infra-error").inc()
+                return TickReport(tick=self.tick_no, skipped=str(exc))
+            reports: list[IntentReport] = []
+            for strategy in p.strategies:
+                for intent in self._ask(strategy, market, portfolio, reports):
+                    report = self._handle(strategy.name, intent, market, portfolio, base_ctx)
+                    reports.append(report)
+                    if report.status == "executed":  # state moved: read it again
+                        try:
+                            market, portfolio, base_ctx = self._observe()
+                        except DefiagentError as exc:
+                            p.audit.record(
+                                "tick-aborted", {"tick": self.tick_no, "reason": str(exc)}
+                            )
+                            break
+            p.metrics.ticks.labels(outcome="ok").inc()
+            return TickReport(
+                tick=self.tick_no,
+                block=market.block_number,
+                portfolio_value=base_ctx.risk.value_now,
+                spot_prices=self._spots(market),
+                intents=reports,
+            )
+
+    def _spots(self, market: MarketSnapshot) -> dict[str, float]:
+        """Each pool's spot price, quoted in the numeraire where the pool has it."""
+        out = {}
+        for pool in market.pools:
+            base, quote = pool.token0, pool.token1
+            if base == market.numeraire:
+                base, quote = quote, base
+            b, q = market.token(base), market.token(quote)
+            spot = market.spot_price(base, quote)
+            if b and q and spot:
+                out[f"{b.symbol}/{q.symbol}"] = spot
+        return out
+
+    # --- observation (all network reads of a tick happen here) --------------------------
+
+    def _observe(self) -> tuple[MarketSnapshot, PortfolioSnapshot, GuardContext]:
+        p = self.p
+        market = p.observer.snapshot()
+        if market.chain_id != p.chain_id:
+            raise InfraError(f"the RPC is on chain {market.chain_id}, not {p.chain_id}")
+        portfolio = p.observer.portfolio(
+            p.agent, spenders=list(p.spenders), block=market.block_number
+        )
+        codehashes, implementations = observe_code(p.rpc, p.allowlist, market.block_number)
+        prices = numeraire_prices(market, weth=p.weth)
+        now = p.clock()
+        value, positions = portfolio_value(market, portfolio, prices)
+        risk = self.history.state(now, value, positions)
+        if value is not None:
+            self.history.record(now, value)
+        ctx = GuardContext(
+            agent=p.agent,
+            chain_id=p.chain_id,
+            allowlist=p.allowlist,
+            now=int(now),
+            block_number=market.block_number,
+            block_timestamp=market.block_timestamp,
+            codehashes=codehashes,
+            implementations=implementations,
+            kill_switch_on=p.kill_switch.is_on(),
+            market=market,
+            prices=prices,
+            fees=FeeQuote(
+                base_fee_per_gas=market.base_fee_per_gas,
+                max_priority_fee_per_gas=p.priority_fee_per_gas,
+            ),
+            risk=risk,
+        )
+        p.audit.record(
+            "snapshot",
+            {
+                "tick": self.tick_no,
+                "block": market.block_number,
+                "block_timestamp": market.block_timestamp,
+                "pools": [pool.model_dump() for pool in market.pools],
+                "price_checks": [c.model_dump() for c in market.price_checks],
+                "portfolio_value": value,
+                "balances": portfolio.balances,
+                "eth_balance": portfolio.eth_balance,
+                "drifted": sorted(
+                    e.name
+                    for e in p.allowlist.entries.values()
+                    if codehashes.get(e.address, "").lower() != e.codehash.lower()
+                ),
+            },
+        )
+        return market, portfolio, ctx
+
+    # --- strategy -----------------------------------------------------------------------
+
+    def _ask(
+        self,
+        strategy: Strategy,
+        market: MarketSnapshot,
+        portfolio: PortfolioSnapshot,
+        reports: list[IntentReport],
+    ) -> list[Any]:
+        p = self.p
+        try:
+            with p.metrics.time("strategy"):
+                proposed = strategy.propose(market, portfolio)
+            proposed = list(proposed or [])
+        except Exception as exc:  # untrusted code: a crash is recorded, never fatal
+            p.audit.record(
+                "strategy-error",
+                {
+                    "tick": self.tick_no,
+                    "strategy": strategy.name,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            return []
+        if len(proposed) > MAX_INTENTS_PER_TICK:
+            dropped = len(proposed) - MAX_INTENTS_PER_TICK
+            p.audit.record(
+                "intents-dropped",
+                {"tick": self.tick_no, "strategy": strategy.name, "dropped": dropped},
+            )
+            p.metrics.refusals.labels(rule="intent-rate-limit").inc(dropped)
+            proposed = proposed[:MAX_INTENTS_PER_TICK]
+        intents = []
+        for raw in proposed:
+            try:
+                if not isinstance(raw, INTENT_TYPES):  # anything else is re-validated
+                    raw = _INTENT.validate_python(
+                        raw.model_dump() if hasattr(raw, "model_dump") else raw
+                    )
+                intents.append(raw)
+            except ValidationError as exc:
+                reason = f"the strategy returned something that is not an intent: {exc.errors()[0]['msg']}"
+                p.audit.record("intent-malformed", {"strategy": strategy.name, "reason": reason})
+                reports.append(
+                    IntentReport(
+                        tick=self.tick_no,
+                        strategy=strategy.name,
+                        intent_id="-",
+                        kind="malformed",
+                        status="refused",
+                        stage="strategy",
+                        refusals=[Refusal(rule="intent-schema", reason=reason)],
+                    )
+                )
+        return intents
+
+    # --- one intent ---------------------------------------------------------------------
+
+    def _handle(
+        self,
+        strategy: str,
+        intent: Any,
+        market: MarketSnapshot,
+        portfolio: PortfolioSnapshot,
+        base_ctx: GuardContext,
+    ) -> IntentReport:
+        p = self.p
+        now = p.clock()
+        count = self.rate.record(strategy, now)
+        p.metrics.intents.labels(strategy=strategy, kind=intent.kind).inc()
+        p.audit.record(
+            "intent", {"tick": self.tick_no, "strategy": strategy, "intent": intent.model_dump()}
+        )
+        base = {
+            "tick": self.tick_no,
+            "strategy": strategy,
+            "intent_id": intent.id,
+            "kind": intent.kind,
+            "why": intent.reason,
+        }
+
+        def refused(stage: str, refusals: list[Refusal], plan: list[str] | None = None):
+            for r in refusals:
+                p.metrics.refusals.labels(rule=r.rule).inc()
+            p.audit.record(
+                "refused",
+                {
+                    "intent_id": intent.id,
+                    "stage": stage,
+                    "refusals": [r.model_dump() for r in refusals],
+                },
+            )
+            return IntentReport(
+                **base, plan=plan or [], status="refused", stage=stage, refusals=refusals
+            )
+
+        # plan
+        try:
+            with p.metrics.time("plan"):
+                calls = p.planner.plan(intent, market, portfolio)
+        except DefiagentError as exc:
+            return refused("plan", [Refusal(rule="planner", reason=exc.message)])
+        plan = [c.description for c in calls]
+        p.audit.record("plan", {"intent_id": intent.id, "calls": [c.model_dump() for c in calls]})
+
+        # guard (pure; context read above)
+        ctx = dataclasses.replace(
+            base_ctx,
+            now=int(now),
+            strategy=strategy,
+            intent_kind=intent.kind,
+            intents_in_window=count,
+            spent_in_window=self.spend.spent(now),
+            kill_switch_on=p.kill_switch.is_on(),
+        )
+        decisions: list[Decision] = []
+        with p.metrics.time("guard"):
+            for call in calls:
+                decisions.append(p.guard.decide(call, ctx))
+        for call, decision in zip(calls, decisions, strict=True):
+            p.audit.record(
+                "guard",
+                {
+                    "intent_id": intent.id,
+                    "target": call.target,
+                    "allowed": decision.allowed,
+                    "verdicts": [v.model_dump() for v in decision.verdicts],
+                },
+            )
+        refusals = [r for d in decisions for r in refusals_of(d)]
+        if refusals:
+            return refused("guard", _dedupe(refusals), plan)
+
+        # simulate the whole plan, then check every outcome
+        try:
+            with p.metrics.time("simulate"):
+                outcomes = p.simulator.simulate_sequence(calls)
+        except DefiagentError as exc:
+            return refused("simulation", [Refusal(rule="simulation", reason=exc.message)], plan)
+        check_ctx = CheckContext(
+            allowlist=p.allowlist,
+            max_gas=p.max_gas_per_tx,
+            tokens=p.simulator.token_meta(list(market.tokens)),
+        )
+        refusals = []
+        for call, outcome in zip(calls, outcomes, strict=True):
+            refusals += self._check(intent.id, call, outcome, check_ctx)
+        if refusals:
+            return refused("outcome", _dedupe(refusals), plan)
+
+        # execute call by call; a later call is simulated again on the state just mined
+        hashes: list[str] = []
+        for index, (call, outcome) in enumerate(zip(calls, outcomes, strict=True)):
+            if index > 0:
+                try:
+                    with p.metrics.time("simulate"):
+                        outcome = p.simulator.simulate(call)
+                except DefiagentError as exc:
+                    return refused(
+                        "simulation", [Refusal(rule="simulation", reason=exc.message)], plan
+                    )
+                again = self._check(intent.id, call, outcome, check_ctx)
+                if again:
+                    return refused("outcome", _dedupe(again), plan)
+            with p.metrics.time("execute"):
+                result = p.executor.execute(call, outcome)
+            p.metrics.sends.labels(status=result.status).inc()
+            if result.tx_hash:
+                hashes.append(result.tx_hash)
+            if result.status == "refused":
+                return refused("execution", [Refusal(rule="executor", reason=result.reason)], plan)
+            if not result.ok:
+                p.audit.record("failed", {"intent_id": intent.id, "reason": result.reason})
+                return IntentReport(
+                    **base,
+                    plan=plan,
+                    status="failed",
+                    stage="execution",
+                    refusals=[Refusal(rule="executor", reason=result.reason)],
+                    tx_hashes=hashes,
+                )
+            spent, _ = outflow_value(call, ctx.prices)
+            self.spend.add(p.clock(), spent)
+        p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
+        return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
+
+    def _check(
+        self, intent_id: str, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext
+    ) -> list[Refusal]:
+        p = self.p
+        with p.metrics.time("check"):
+            decision = run_checks(call, outcome, ctx)
+        p.audit.record(
+            "simulation",
+            {
+                "intent_id": intent_id,
+                "target": call.target,
+                "success": outcome.success,
+                "revert_reason": outcome.revert_reason,
+                "gas_used": outcome.gas_used,
+                "block_number": outcome.block_number,
+                "deltas": outcome.deltas,
+                "approvals": [a.model_dump() for a in outcome.approvals],
+                "touched": outcome.touched,
+                "checks": [v.model_dump() for v in decision.verdicts],
+            },
+        )
+        return refusals_of(decision)
+
+
+def _dedupe(refusals: list[Refusal]) -> list[Refusal]:
+    seen, out = set(), []
+    for r in refusals:
+        if (r.rule, r.reason) not in seen:
+            seen.add((r.rule, r.reason))
+            out.append(r)
+    return out
+
+
+def portfolio_value(
+    market: MarketSnapshot, portfolio: PortfolioSnapshot, prices: dict[str, float]
+) -> tuple[float | None, dict[str, float]]:
+    """(total in the numeraire or None if any holding has no price, value per asset)."""
+    positions: dict[str, float] = {}
+    pools = {pool.address: pool for pool in market.pools}
+    for token, balance in portfolio.balances.items():
+        if balance == 0:
+            continue
+        if token in prices:
+            positions[token] = balance * prices[token]
+            continue
+        pool = pools.get(token)
+        if pool and pool.total_supply and pool.token0 in prices and pool.token1 in prices:
+            share = balance / pool.total_supply
+            positions[token] = share * (
+                pool.reserve0 * prices[pool.token0] + pool.reserve1 * prices[pool.token1]
+            )
+            continue
+        return None, positions
+    if portfolio.eth_balance:
+        if "ETH" not in prices:
+            return None, positions
+        positions["ETH"] = portfolio.eth_balance * prices["ETH"]
+    return sum(positions.values()), positions

@@ -1,0 +1,236 @@
+"""Build a running agent from an AgentConfig: every part, its start-up checks, its teardown.
+
+Start-up refuses (nothing is signed) when: the RPC is on another chain, the allowlist does
+not verify, the planner's router or WETH is not an active entry, or the kill switch is on.
+Each rule explains itself in the audit log and on the console at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+
+from defiagent.agent.allowlist_source import load_allowlist
+from defiagent.agent.direct_executor import DirectExecutor
+from defiagent.agent.loop import Agent, AgentParts
+from defiagent.agent.ports import CallExecutor
+from defiagent.allowlist.models import ActiveAllowlist, Role
+from defiagent.chain.rpc import RpcError
+from defiagent.config import AgentConfig
+from defiagent.errors import ConfigError, InfraError, Refused
+from defiagent.execution.planner import Planner, ProtocolAddresses
+from defiagent.guard.guard import Guard
+from defiagent.guard.registry import build_rules
+from defiagent.market.observer import MarketObserver
+from defiagent.market.references import ChainlinkReference, TwapReference
+from defiagent.market.sanity import PriceSanityLimits
+from defiagent.monitoring.audit_log import AuditLog
+from defiagent.monitoring.kill_switch import KillSwitch
+from defiagent.monitoring.metrics import AgentMetrics
+from defiagent.signing.base import Signer
+from defiagent.simulation.batch import BatchRpcClient
+from defiagent.simulation.fork import ForkManager
+from defiagent.simulation.simulator import Simulator
+from defiagent.strategy.base import Strategy
+from defiagent.strategy.registry import build_strategy
+
+AUDIT_FILE = "audit.jsonl"
+
+
+def build_reference(cfg: AgentConfig):
+    m = cfg.market
+    if m.reference == "chainlink":
+        if not m.chainlink_feeds:
+            raise ConfigError(
+                "config field market.chainlink_feeds: required for reference=chainlink"
+            )
+        return ChainlinkReference({(f.base, f.quote): f.address for f in m.chainlink_feeds})
+    return TwapReference(
+        min_window_seconds=m.twap_min_window_seconds, max_window_seconds=m.twap_max_window_seconds
+    )
+
+
+class AgentRuntime:
+    """Context manager: `with AgentRuntime(cfg, ...) as rt: rt.agent.tick()`."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        rpc_url: str | None = None,  # dry-run points this at a fork of cfg.rpc_url
+        signer: Signer | None = None,
+        allowlist: ActiveAllowlist | None = None,
+        strategies: Sequence[Strategy] | None = None,
+        executor: CallExecutor | None = None,
+        mode: str = "run",
+    ) -> None:
+        self.cfg = cfg
+        self.rpc_url = rpc_url or cfg.rpc_url
+        self._signer = signer
+        self._allowlist = allowlist
+        self._strategies = strategies
+        self._executor = executor
+        self.mode = mode
+        self._stack = contextlib.ExitStack()
+        self.agent: Agent | None = None
+        self.explanations: list[str] = []
+
+    @property
+    def audit_path(self) -> Path:
+        return self.cfg.state_dir / AUDIT_FILE
+
+    def __enter__(self) -> AgentRuntime:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.agent is not None:
+            with contextlib.suppress(Exception):
+                self.audit.record("stop", {"mode": self.mode, "ticks": self.agent.tick_no})
+        self._stack.close()
+
+    def _start(self) -> None:
+        cfg = self.cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = self._stack.enter_context(AuditLog(self.audit_path))
+        self.kill_switch = KillSwitch(cfg.state_dir, audit=self.audit)
+
+        rpc = BatchRpcClient(self.rpc_url, timeout=cfg.simulation.rpc_timeout_seconds)
+        self._stack.callback(rpc.close)
+        try:
+            chain_id = int(rpc.call("eth_chainId"), 16)
+        except RpcError as exc:
+            raise InfraError(f"the RPC does not answer: {exc}") from exc
+        if chain_id != cfg.chain_id:
+            raise ConfigError(
+                f"config field chain_id is {cfg.chain_id} but the RPC is on chain {chain_id}"
+            )
+        allowlist = self._allowlist or load_allowlist(cfg.allowlist_dir, cfg.chain_id)
+        if allowlist.chain_id != cfg.chain_id:
+            raise Refused(f"the allowlist is for chain {allowlist.chain_id}, not {cfg.chain_id}")
+        for name, address in (("router", cfg.protocols.router), ("weth", cfg.protocols.weth)):
+            if allowlist.get(address) is None:
+                raise Refused(
+                    f"protocols.{name} {address} is not an active allowlist entry, so nothing could trade"
+                )
+
+        status = self.kill_switch.status()
+        if status.on:
+            raise Refused(
+                f"the kill switch is on ({status.reason or 'no reason given'}); "
+                "turn it off with `defiagent kill-switch off` to start"
+            )
+
+        signer = self._signer or self._build_signer()
+        agent_address = signer.address  # contacts a Ledger/KMS: unreachable means no start
+
+        strategies = (
+            list(self._strategies)
+            if self._strategies is not None
+            else [build_strategy(cfg.strategy.name, cfg.strategy.params)]
+        )
+        w3 = Web3(
+            Web3.HTTPProvider(
+                self.rpc_url, request_kwargs={"timeout": cfg.simulation.rpc_timeout_seconds}
+            )
+        )
+        pools = cfg.market.pools or [
+            e.address for e in allowlist.entries.values() if e.role == Role.POOL and not e.revoked
+        ]
+        tokens = cfg.market.tokens or [
+            e.address
+            for e in allowlist.entries.values()
+            if e.role in (Role.TOKEN, Role.WRAPPED_NATIVE) and not e.revoked
+        ]
+        observer = MarketObserver(
+            w3,
+            pools=pools,
+            tokens=tokens,
+            reference=build_reference(cfg),
+            limits=PriceSanityLimits(
+                max_deviation_bps=cfg.market.max_deviation_bps,
+                max_reference_age_seconds=cfg.market.max_reference_age_seconds,
+            ),
+            numeraire=cfg.market.numeraire,
+        )
+        rules = build_rules(cfg.guard, cfg.risk)
+        guard = Guard(rules)
+        fork = self._stack.enter_context(
+            ForkManager(
+                cfg.simulation.fork_url or self.rpc_url,
+                log_dir=cfg.state_dir / "fork",
+                rpc_timeout=cfg.simulation.rpc_timeout_seconds,
+            )
+        )
+        executor = self._executor or DirectExecutor(
+            rpc,
+            signer,
+            self.kill_switch,
+            chain_id=cfg.chain_id,
+            fees=cfg.fees,
+            audit=self.audit,
+            receipt_timeout=cfg.receipt_timeout_seconds,
+        )
+        metrics = AgentMetrics()
+        if cfg.metrics.port:
+            metrics.serve(cfg.metrics.port, cfg.metrics.address)
+        self.metrics = metrics
+        self.signer = signer
+        self.allowlist = allowlist
+        self.agent = Agent(
+            AgentParts(
+                agent=agent_address,
+                chain_id=cfg.chain_id,
+                rpc=rpc,
+                allowlist=allowlist,
+                strategies=strategies,
+                observer=observer,
+                planner=Planner(
+                    agent_address,
+                    ProtocolAddresses(
+                        router=cfg.protocols.router,
+                        weth=cfg.protocols.weth,
+                        factory=cfg.protocols.factory,
+                    ),
+                ),
+                guard=guard,
+                simulator=Simulator(fork),
+                executor=executor,
+                audit=self.audit,
+                kill_switch=self.kill_switch,
+                metrics=metrics,
+                weth=cfg.protocols.weth,
+                rate_window_seconds=cfg.guard.rate_limit.window_seconds,
+                spend_window_seconds=cfg.guard.window_value_cap.window_seconds,
+                loss_window_seconds=cfg.risk.max_daily_loss.window_hours * 3600,
+                max_gas_per_tx=min(cfg.simulation.max_gas_per_tx, cfg.fees.max_gas_limit),
+                priority_fee_per_gas=cfg.fees.priority_fee_per_gas,
+                spenders=[cfg.protocols.router],
+            )
+        )
+        self.explanations = [s.describe() for s in strategies] + guard.explain()
+        self.audit.record(
+            "start",
+            {
+                "mode": self.mode,
+                "agent": agent_address,
+                "chain_id": cfg.chain_id,
+                "config": cfg.redacted(),
+                "allowlist": {a: e.name for a, e in allowlist.entries.items()},
+                "rules": [r.id for r in rules],
+                "explain": self.explanations,
+            },
+        )
+
+    def _build_signer(self) -> Signer:
+        from defiagent.signing.config import build_signer
+
+        return build_signer(self.cfg.signer)
