@@ -17,7 +17,7 @@ from eth_account._utils.legacy_transactions import (  # no public API for the un
 from eth_account._utils.transaction_utils import transaction_rpc_to_rlp_structure
 from eth_account.messages import encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import keccak
+from eth_utils import is_address, is_checksum_address, keccak, to_checksum_address
 
 from defiagent.errors import Refused
 
@@ -79,6 +79,13 @@ def prepare_transaction(tx: dict[str, Any]) -> UnsignedTransaction:
     clean = {k: v for k, v in tx.items() if k not in ("from", "v", "r", "s", "hash")}
     if tx_type:
         clean["type"] = tx_type
+    to = clean.get("to")
+    if isinstance(to, str) and to not in ("", "0x"):
+        # All-lowercase is fine (no checksum to check); a mixed-case typo is not.
+        mixed = to[2:] != to[2:].lower() and to[2:] != to[2:].upper()
+        if not is_address(to) or (mixed and not is_checksum_address(to)):
+            raise Refused(f"the recipient {to} is not a valid address (bad checksum?)")
+        clean["to"] = to_checksum_address(to)
     try:
         serializable = serializable_unsigned_transaction_from_dict(clean)
     except (TypeError, ValueError, AssertionError) as exc:

@@ -96,6 +96,16 @@ def test_refuses_to_prepare_what_must_not_be_signed(change, reason):
         prepare_transaction(tx)
 
 
+def test_recipient_case_is_normalised_but_a_bad_checksum_is_refused():
+    tx = {**TXS["eip1559"], "to": TO.lower()}
+    assert prepare_transaction(tx).preimage == prepare_transaction(TXS["eip1559"]).preimage
+    account, raw = _signed(TXS["eip1559"])
+    assert verify_signed_transaction(raw, account.address, tx).sender == account.address
+    bad = "0x" + TO[2:].swapcase()
+    with pytest.raises(Refused, match="bad checksum"):
+        prepare_transaction({**TXS["eip1559"], "to": bad})
+
+
 def _signed(tx, key=None):
     account = Account.from_key(key) if key else Account.create()
     return account, bytes(account.sign_transaction(tx).raw_transaction)
