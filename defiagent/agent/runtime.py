@@ -15,13 +15,15 @@ from typing import Any
 from web3 import Web3
 
 from defiagent.agent.allowlist_source import load_allowlist
-from defiagent.agent.direct_executor import DirectExecutor
+from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor
 from defiagent.allowlist.models import ActiveAllowlist, Role
 from defiagent.chain.rpc import RpcError
 from defiagent.config import AgentConfig
 from defiagent.errors import ConfigError, InfraError, Refused
+from defiagent.execution.executor import Executor
+from defiagent.execution.journal import Journal
 from defiagent.execution.planner import Planner, ProtocolAddresses
 from defiagent.guard.guard import Guard
 from defiagent.guard.registry import build_rules
@@ -39,6 +41,7 @@ from defiagent.strategy.base import Strategy
 from defiagent.strategy.registry import build_strategy
 
 AUDIT_FILE = "audit.jsonl"
+JOURNAL_FILE = "journal.sqlite"
 
 
 def build_reference(cfg: AgentConfig):
@@ -170,15 +173,7 @@ class AgentRuntime:
                 rpc_timeout=cfg.simulation.rpc_timeout_seconds,
             )
         )
-        executor = self._executor or DirectExecutor(
-            rpc,
-            signer,
-            self.kill_switch,
-            chain_id=cfg.chain_id,
-            fees=cfg.fees,
-            audit=self.audit,
-            receipt_timeout=cfg.receipt_timeout_seconds,
-        )
+        executor = self._executor or self._build_executor(signer)
         metrics = AgentMetrics()
         if cfg.metrics.port:
             metrics.serve(cfg.metrics.port, cfg.metrics.address)
@@ -229,6 +224,29 @@ class AgentRuntime:
                 "explain": self.explanations,
             },
         )
+
+    def _build_executor(self, signer: Signer) -> CallExecutor:
+        cfg = self.cfg
+        journal = Journal(cfg.state_dir / JOURNAL_FILE)
+        self._stack.callback(journal.close)
+        executor = Executor(
+            self.rpc_url,
+            signer,
+            journal,
+            cfg.fees,
+            kill_switch=self.kill_switch,
+            audit=self.audit,
+            chain_id=cfg.chain_id,
+            receipt_timeout=cfg.receipt_timeout_seconds,
+            rpc_timeout=cfg.simulation.rpc_timeout_seconds,
+        )
+        # Whatever an earlier run left in flight is settled before anything new is signed.
+        settled = executor.reconcile()
+        if settled:
+            self.audit.record(
+                "reconciled", {"entries": [r.model_dump(mode="json") for r in settled]}
+            )
+        return JournaledExecutor(executor)
 
     def _build_signer(self) -> Signer:
         from defiagent.signing.config import build_signer

@@ -1,0 +1,46 @@
+"""Adapts the execution package's journaled Executor to the loop's CallExecutor port.
+
+The Executor raises Refused (nothing signed or sent: fee cap, kill switch, journal says
+the call ran already) or InfraError (the node or the signer failed); the loop wants one
+result either way, with the reason.
+"""
+
+from __future__ import annotations
+
+from defiagent.agent.ports import ExecutionResult
+from defiagent.errors import InfraError, Refused
+from defiagent.execution.executor import Executor
+from defiagent.execution.journal import State
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.models import SimulationOutcome
+
+
+class JournaledExecutor:
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def execute(self, call: PlannedCall, outcome: SimulationOutcome) -> ExecutionResult:
+        try:
+            result = self.executor.execute(call, outcome)
+        except Refused as exc:
+            return ExecutionResult(status="refused", reason=exc.message)
+        except InfraError as exc:
+            return ExecutionResult(status="failed", reason=exc.message)
+        common = {
+            "tx_hash": result.tx_hash,
+            "block_number": result.block_number,
+            "gas_used": result.gas_used,
+            "reason": result.reason,
+        }
+        if result.state == State.CONFIRMED:
+            return ExecutionResult(status="mined", **common)
+        if result.state == State.FAILED:
+            return ExecutionResult(
+                status="reverted", **(common | {"reason": result.reason or "reverted on chain"})
+            )
+        if result.state == State.ABORTED:
+            return ExecutionResult(status="refused", **common)
+        return ExecutionResult(
+            status="failed",
+            **(common | {"reason": result.reason or f"the transaction is {result.state}"}),
+        )
