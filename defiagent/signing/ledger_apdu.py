@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import struct
 
+from rlp.codec import consume_length_prefix
+
 from defiagent.errors import ConfigError, DefiagentError, InfraError, Refused
 
 CLA = 0xE0
@@ -140,8 +142,6 @@ def split_chunks(payload: bytes, *, avoid_boundary: int | None = None) -> list[b
 
 def legacy_eip155_offset(preimage: bytes) -> int:
     """Offset, within an unsigned legacy tx's RLP, where the EIP-155 tail (chainId) starts."""
-    from rlp.codec import consume_length_prefix
-
     _, _, _, list_start = consume_length_prefix(preimage, 0)
     offset = list_start
     for _ in range(6):  # nonce, gasPrice, gas, to, value, data
