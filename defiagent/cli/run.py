@@ -1,0 +1,157 @@
+"""`defiagent run` (a real chain, the configured signer) and `defiagent dry-run` (a fork).
+
+A dry run is the same pipeline sent to a local anvil fork of the given RPC. The fork gets
+a private chain id, and the allowlist (verified first for the real chain) is relabelled
+to it, so nothing signed in a dry run is a valid transaction on the real chain. Between
+ticks the fork's clock moves forward by tick_seconds instead of the command sleeping.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+
+from defiagent.agent.allowlist_source import load_allowlist
+from defiagent.agent.reports import TickReport
+from defiagent.agent.runtime import AgentRuntime
+from defiagent.allowlist.models import ActiveAllowlist
+from defiagent.chain.anvil import Anvil
+from defiagent.chain.rpc import JsonRpcClient
+from defiagent.cli.agent_output import print_tick, summary_table, totals
+from defiagent.cli.output import console, emit, err_console
+from defiagent.config import AgentConfig, load_config
+from defiagent.errors import Refused
+from defiagent.monitoring.kill_switch import KillSwitch
+
+CONFIG = typer.Option(..., "--config", "-c", help="agent.toml")
+JSON = typer.Option(False, "--json", help="Machine-readable output on stdout (at the end).")
+
+
+def _loop(
+    runtime: AgentRuntime,
+    *,
+    ticks: int | None,
+    as_json: bool,
+    between,
+) -> list[TickReport]:
+    reports: list[TickReport] = []
+    if not as_json:
+        for line in runtime.explanations:
+            err_console.print(f"[dim]{line}[/]", highlight=False)
+    runtime.agent.warm_up()
+    try:
+        while ticks is None or len(reports) < ticks:
+            between(len(reports))
+            report = runtime.agent.tick()
+            reports.append(report)
+            if not as_json:
+                print_tick(console, report)
+    except KeyboardInterrupt:
+        if not as_json:
+            err_console.print("interrupted: stopping after the current tick")
+    return reports
+
+
+def _result(runtime: AgentRuntime, reports: list[TickReport], mode: str) -> dict:
+    return {
+        "ok": True,
+        "mode": mode,
+        "agent": runtime.signer.address,
+        "audit_log": str(runtime.audit_path),
+        "totals": totals(reports),
+        "ticks": [r.model_dump() for r in reports],
+    }
+
+
+def _render(result: dict, reports: list[TickReport], as_json: bool, title: str) -> None:
+    def human() -> None:
+        console.print(summary_table(reports, title=title))
+        console.print(f"audit log: {result['audit_log']}")
+
+    emit(result, as_json=as_json, human=human)
+
+
+def run(
+    config: Path = CONFIG,
+    ticks: int | None = typer.Option(None, "--ticks", min=1, help="Stop after N ticks."),
+    as_json: bool = JSON,
+) -> None:
+    """Run the agent against the configured RPC, signing with the configured signer."""
+    cfg = load_config(config)
+    with AgentRuntime(cfg, mode="run") as runtime:
+        reports = _loop(
+            runtime,
+            ticks=ticks,
+            as_json=as_json,
+            between=lambda n: time.sleep(cfg.tick_seconds) if n else None,
+        )
+        result = _result(runtime, reports, "run")
+    _render(result, reports, as_json, "run")
+
+
+def dry_run_chain_id(real: int) -> int:
+    return 31_337 if real != 31_337 else 31_338
+
+
+def relabel(allowlist: ActiveAllowlist, chain_id: int) -> ActiveAllowlist:
+    return ActiveAllowlist(
+        chain_id=chain_id,
+        entries={
+            a: e.model_copy(update={"chain_id": chain_id}) for a, e in allowlist.entries.items()
+        },
+    )
+
+
+def dry_run_config(cfg: AgentConfig, fork_url: str, chain_id: int, state_dir: Path) -> AgentConfig:
+    return cfg.model_copy(
+        update={
+            "rpc_url": fork_url,
+            "chain_id": chain_id,
+            "state_dir": state_dir,
+            "simulation": cfg.simulation.model_copy(update={"fork_url": fork_url}),
+        }
+    )
+
+
+def dry_run(
+    fork_url: str = typer.Option(..., "--fork-url", help="The RPC to fork (e.g. mainnet)."),
+    config: Path = CONFIG,
+    ticks: int = typer.Option(3, "--ticks", min=1, help="How many ticks to run."),
+    as_json: bool = JSON,
+) -> None:
+    """The full pipeline against a local fork of FORK_URL: prints what would have happened."""
+    cfg = load_config(config)
+    status = KillSwitch(cfg.state_dir).status()
+    if status.on:
+        raise Refused(f"the kill switch is on ({status.reason or 'no reason'}); nothing is signed")
+    allowlist = load_allowlist(cfg.allowlist_dir, cfg.chain_id)  # verified for the real chain
+    upstream = JsonRpcClient(fork_url, timeout=cfg.simulation.rpc_timeout_seconds)
+    try:
+        real_chain = int(upstream.call("eth_chainId"), 16)
+    finally:
+        upstream.close()
+    if real_chain != cfg.chain_id:
+        raise Refused(f"{fork_url} is chain {real_chain}, the config says chain {cfg.chain_id}")
+    private = dry_run_chain_id(real_chain)
+    workdir = Path(tempfile.mkdtemp(prefix="defiagent-dry-run-"))
+    with Anvil(fork_url=fork_url, chain_id=private, log_dir=workdir / "anvil") as fork:
+        fork_rpc = JsonRpcClient(fork.url)
+
+        def advance(n: int) -> None:
+            if n:
+                fork_rpc.call("evm_increaseTime", int(cfg.tick_seconds))
+                fork_rpc.call("evm_mine")
+
+        dry_cfg = dry_run_config(cfg, fork.url, private, workdir / "state")
+        with AgentRuntime(
+            dry_cfg, allowlist=relabel(allowlist, private), mode="dry-run"
+        ) as runtime:
+            reports = _loop(runtime, ticks=ticks, as_json=as_json, between=advance)
+            result = _result(runtime, reports, "dry-run") | {
+                "fork": {"upstream_chain_id": real_chain, "private_chain_id": private},
+            }
+        fork_rpc.close()
+    _render(result, reports, as_json, f"dry run on a fork of chain {real_chain}")
