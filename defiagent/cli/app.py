@@ -8,7 +8,8 @@ import sys
 import typer
 
 from defiagent import __version__
-from defiagent.cli import demo, doctor, keystore, signer
+from defiagent.cli import audit_log, demo, doctor, keystore, kill_switch, rules, signer
+from defiagent.cli import run as run_cmd
 from defiagent.cli.output import err_console, print_json
 from defiagent.errors import DefiagentError
 
@@ -43,6 +44,11 @@ app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.add_typer(keystore.app, name="keystore")
 app.add_typer(signer.app, name="signer")
+app.command("run")(run_cmd.run)
+app.command("dry-run")(run_cmd.dry_run)
+app.add_typer(kill_switch.app, name="kill-switch")
+app.add_typer(audit_log.app, name="audit-log")
+app.add_typer(rules.app, name="rules")
 
 
 def _debug_requested(argv: list[str]) -> bool:
