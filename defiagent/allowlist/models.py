@@ -65,9 +65,13 @@ class AuditFinding(Strict):
 
 
 class AuditedContract(Strict):
-    """ERC-7512 `Contract`: what the audit covers, bound to bytecode."""
+    """ERC-7512 `Contract`: what the audit covers, bound to bytecode.
 
-    chain_id: int
+    Without chain_id/address the audit covers this runtime bytecode wherever it is deployed
+    (every Uniswap V2 pair shares one runtime code); with them, only that deployment.
+    """
+
+    chain_id: int | None = None
     address: Address | None = None
     runtime_codehash: Hash32
 
@@ -101,21 +105,28 @@ class TriagedFinding(Strict):
     signature: str
 
 
+SourceMatchLevel = Literal["full", "partial", "mismatch", "unverified"]
+
+
 class SlitherSummary(Strict):
     slither_version: str
     solc_version: str | None = None
-    codehash: Hash32
+    codehash: Hash32  # the runtime code the analysed sources were matched to
     counts: dict[str, int] = {}  # impact -> number of findings
     failing: list[str] = []  # ids of findings above the policy threshold, before triage
     triaged: list[TriagedFinding] = []
-    result_sha256: str | None = None
+    result_sha256: str | None = None  # sha256 of the full JSON kept beside the entry
+    source_match: SourceMatchLevel | None = None  # how the sources were bound to `codehash`
+    sources_digest: str | None = None  # sha256 over the analysed source units
 
 
 class ConstraintKind(StrEnum):
     EQUALS_SELF = "equals-self"  # the argument must be the agent's own address
     MAX_AMOUNT = "max-amount"  # uint argument at most `value`
     IN_ALLOWLIST = "in-allowlist"  # address argument is an active allowlist entry
-    IN_TOKEN_ALLOWLIST = "in-token-allowlist"  # address argument (or every element) is a token entry
+    IN_TOKEN_ALLOWLIST = (
+        "in-token-allowlist"  # address argument (or every element) is a token entry
+    )
     EQUALS = "equals"  # argument equals `value`
 
 
@@ -153,6 +164,7 @@ class AllowlistEntry(Strict):
     allowed_callees: list[Address] = []  # contracts a call may touch beyond allowlist entries
     notes: str = ""
     revoked: bool = False
+    revoked_reason: str | None = None
     approvals: list[Approval] = []
 
     def function(self, selector: str) -> AllowedFunction | None:

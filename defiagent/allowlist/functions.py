@@ -1,0 +1,222 @@
+"""Allowed functions: signatures, selectors, constraint sanity, and defaults per role.
+
+Defaults are a starting point for the reviewer, who edits them in the proposed entry.
+Argument names come from the contract's ABI when known (WETH9 calls approve's arguments
+`guy` and `wad`), so a constraint always names a real argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_utils import keccak
+
+from defiagent.allowlist.models import AllowedFunction, ArgConstraint, ConstraintKind, Role
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    if "".join(current).strip():
+        parts.append("".join(current).strip())
+    return parts
+
+
+def parse_signature(signature: str) -> tuple[str, list[tuple[str, str]]]:
+    """'approve(address spender,uint256 amount)' -> ('approve', [('address','spender'), ...])."""
+    signature = signature.strip()
+    if "(" not in signature or not signature.endswith(")"):
+        raise ValueError(f"{signature!r} is not a function signature")
+    name, _, rest = signature.partition("(")
+    params = []
+    for i, part in enumerate(_split_top(rest[:-1])):
+        tokens = part.rsplit(" ", 1) if not part.endswith(")") and " " in part else [part]
+        typ = tokens[0].strip()
+        for word in ("calldata", "memory", "storage", "payable"):
+            typ = typ.replace(f" {word}", "")
+        arg = tokens[1].strip() if len(tokens) > 1 else f"arg{i}"
+        params.append((_canonical_type(typ), arg))
+    return name.strip(), params
+
+
+def _canonical_type(typ: str) -> str:
+    typ = typ.strip()
+    aliases = {"uint": "uint256", "int": "int256", "byte": "bytes1"}
+    suffix = ""
+    while typ.endswith("]"):
+        i = typ.rindex("[")
+        suffix = typ[i:] + suffix
+        typ = typ[:i]
+    return aliases.get(typ, typ) + suffix
+
+
+def canonical(signature: str) -> str:
+    name, params = parse_signature(signature)
+    return f"{name}({','.join(t for t, _ in params)})"
+
+
+def selector(signature: str) -> str:
+    return "0x" + keccak(text=canonical(signature))[:4].hex()
+
+
+def function_problems(fn: AllowedFunction) -> list[str]:
+    """Why this allowed function is inconsistent (selector vs signature, unknown arguments)."""
+    try:
+        _, params = parse_signature(fn.signature)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    if selector(fn.signature) != fn.selector:
+        problems.append(f"selector {fn.selector} is not the selector of {canonical(fn.signature)}")
+    types = dict((arg, typ) for typ, arg in params)
+    for c in fn.constraints:
+        typ = types.get(c.arg)
+        if typ is None:
+            problems.append(f"{fn.signature}: constraint on unknown argument {c.arg!r}")
+            continue
+        base = typ.split("[")[0]
+        if (
+            c.kind in (ConstraintKind.EQUALS_SELF, ConstraintKind.IN_ALLOWLIST)
+            and base != "address"
+        ):
+            problems.append(f"{fn.signature}: {c.kind} needs an address argument, {c.arg} is {typ}")
+        if c.kind == ConstraintKind.IN_TOKEN_ALLOWLIST and base != "address":
+            problems.append(
+                f"{fn.signature}: {c.kind} needs address or address[], {c.arg} is {typ}"
+            )
+        if c.kind == ConstraintKind.MAX_AMOUNT:
+            if not base.startswith("uint"):
+                problems.append(
+                    f"{fn.signature}: max-amount needs a uint argument, {c.arg} is {typ}"
+                )
+            if c.value is None or not c.value.isdigit():
+                problems.append(f"{fn.signature}: max-amount on {c.arg} needs a decimal value")
+        if c.kind == ConstraintKind.EQUALS and c.value is None:
+            problems.append(f"{fn.signature}: equals on {c.arg} needs a value")
+    return problems
+
+
+def abi_signatures(abi: list) -> dict[str, str]:
+    """selector -> signature with argument names, for every function in an ABI."""
+    out = {}
+    for item in abi or []:
+        if item.get("type") != "function":
+            continue
+        args = []
+        for i, inp in enumerate(item.get("inputs") or []):
+            args.append(f"{_abi_type(inp)} {inp.get('name') or f'arg{i}'}")
+        sig = f"{item['name']}({','.join(args)})"
+        out[selector(sig)] = sig
+    return out
+
+
+def _abi_type(inp: dict) -> str:
+    typ = inp["type"]
+    if typ.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in inp.get("components") or [])
+        return f"({inner}){typ[len('tuple') :]}"
+    return typ
+
+
+@dataclass(frozen=True)
+class _Default:
+    signature: str
+    constraints: tuple[tuple[int, ConstraintKind], ...] = ()
+    payable: bool = False
+    max_amount_arg: int | None = None
+
+
+_SWAP = "uint256 amountOutMin,address[] path,address to,uint256 deadline"
+_ROUTER = (
+    _Default(
+        f"swapExactTokensForTokens(uint256 amountIn,{_SWAP})",
+        ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
+    ),
+    _Default(
+        "swapTokensForExactTokens(uint256 amountOut,uint256 amountInMax,address[] path,address to,uint256 deadline)",
+        ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
+    ),
+    _Default(
+        f"swapExactETHForTokens({_SWAP})",
+        ((1, ConstraintKind.IN_TOKEN_ALLOWLIST), (2, ConstraintKind.EQUALS_SELF)),
+        payable=True,
+    ),
+    _Default(
+        f"swapExactTokensForETH(uint256 amountIn,{_SWAP})",
+        ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
+    ),
+    _Default(
+        "addLiquidity(address tokenA,address tokenB,uint256 amountADesired,uint256 amountBDesired,"
+        "uint256 amountAMin,uint256 amountBMin,address to,uint256 deadline)",
+        (
+            (0, ConstraintKind.IN_TOKEN_ALLOWLIST),
+            (1, ConstraintKind.IN_TOKEN_ALLOWLIST),
+            (6, ConstraintKind.EQUALS_SELF),
+        ),
+    ),
+    _Default(
+        "removeLiquidity(address tokenA,address tokenB,uint256 liquidity,uint256 amountAMin,"
+        "uint256 amountBMin,address to,uint256 deadline)",
+        (
+            (0, ConstraintKind.IN_TOKEN_ALLOWLIST),
+            (1, ConstraintKind.IN_TOKEN_ALLOWLIST),
+            (5, ConstraintKind.EQUALS_SELF),
+        ),
+    ),
+)
+_APPROVE = _Default(
+    "approve(address spender,uint256 amount)",
+    ((0, ConstraintKind.IN_ALLOWLIST),),
+    max_amount_arg=1,
+)
+DEFAULTS: dict[Role, tuple[_Default, ...]] = {
+    Role.ROUTER: _ROUTER,
+    Role.TOKEN: (_APPROVE,),
+    Role.WRAPPED_NATIVE: (
+        _Default("deposit()", payable=True),
+        _Default("withdraw(uint256 wad)"),
+        _APPROVE,
+    ),
+}
+
+
+def default_functions(
+    role: Role, *, abi: list | None = None, max_approve: int | None = None
+) -> tuple[list[AllowedFunction], list[str]]:
+    """Default allowed functions for a role, named from the ABI; and notes for the reviewer."""
+    known = abi_signatures(abi) if abi else {}
+    functions, notes = [], []
+    for d in DEFAULTS.get(role, ()):
+        sel = selector(d.signature)
+        signature = d.signature
+        if abi is not None:
+            if sel not in known:
+                notes.append(f"{canonical(d.signature)} is not in the contract's ABI: left out")
+                continue
+            signature = known[sel]
+        _, params = parse_signature(signature)
+        constraints = [ArgConstraint(arg=params[i][1], kind=kind) for i, kind in d.constraints]
+        if d.max_amount_arg is not None:
+            cap = max_approve if max_approve is not None else 0
+            constraints.append(
+                ArgConstraint(
+                    arg=params[d.max_amount_arg][1], kind=ConstraintKind.MAX_AMOUNT, value=str(cap)
+                )
+            )
+            if max_approve is None:
+                notes.append(f"{canonical(signature)}: set the approval cap (max-amount is 0)")
+        functions.append(
+            AllowedFunction(
+                selector=sel, signature=signature, constraints=constraints, payable=d.payable
+            )
+        )
+    return functions, notes

@@ -1,0 +1,310 @@
+"""The review workflow, usable from Python without the CLI.
+
+propose_entry -> (triage_finding ...) -> approve_entry x M -> load_active_allowlist
+revoke_entry any time; verify_allowlist in CI and at start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+
+from defiagent.allowlist.approvals import add_approval, approval_problems, sign_approval
+from defiagent.allowlist.functions import default_functions
+from defiagent.allowlist.models import (
+    AllowedFunction,
+    AllowlistEntry,
+    AuditRecord,
+    ProxyInfo,
+    Role,
+    TriagedFinding,
+)
+from defiagent.allowlist.policy import Policy, load_policy
+from defiagent.allowlist.report import render_review
+from defiagent.allowlist.reviewers import Reviewers, load_reviewers
+from defiagent.allowlist.signatures import sign_typed, signer_address, triage_typed_data
+from defiagent.allowlist.store import entry_path, structure_problems
+from defiagent.allowlist.tomlio import read_entry, write_entry
+from defiagent.allowlist.verify import offline_outcomes
+from defiagent.errors import ConfigError, Refused
+from defiagent.vetting.audits import load_audit
+from defiagent.vetting.bundle import CompilerSettings, SourceBundle
+from defiagent.vetting.onchain import ChainReader
+from defiagent.vetting.slither_gate import findings as slither_findings
+from defiagent.vetting.slither_gate import summary
+from defiagent.vetting.sourcify import SourcifyClient
+from defiagent.vetting.vet import VetReport, vet_address
+
+DEFAULT_APPROVE_TOKENS = 10**6  # default approve cap, in whole tokens: the reviewer edits it
+
+
+@dataclass
+class Proposal:
+    entry_path: Path
+    report_path: Path
+    slither_path: Path | None
+    entry: AllowlistEntry
+    report: VetReport
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed
+
+
+@dataclass
+class ApprovalResult:
+    entry_path: Path
+    entry: AllowlistEntry
+    reviewer: str
+    valid: list[str]
+    threshold: int
+    dropped: list[str]
+
+    @property
+    def active(self) -> bool:
+        return len(self.valid) >= self.threshold
+
+
+def _root_of(path: Path, root: Path | None) -> Path:
+    return Path(root) if root is not None else Path(path).resolve().parent.parent
+
+
+def sidecar(path: Path, kind: str) -> Path:
+    """Files kept beside an entry: <address>.slither.json, <address>.review.md."""
+    return Path(path).with_name(f"{Path(path).stem}.{kind}")
+
+
+def _token_cap(reader: ChainReader, address: str) -> int:
+    answer = reader.call(address, keccak(text="decimals()")[:4])
+    decimals = int.from_bytes(answer[:32], "big") if answer and len(answer) >= 32 else 18
+    return DEFAULT_APPROVE_TOKENS * 10 ** min(decimals, 36)
+
+
+def propose_entry(
+    root: Path,
+    address: str,
+    *,
+    rpc: Any,
+    name: str,
+    role: Role | str = Role.OTHER,
+    sources: Path | SourceBundle | None = None,
+    sourcify: SourcifyClient | None = None,
+    audits: Sequence[AuditRecord | Path] = (),
+    triage: Sequence[TriagedFinding] = (),
+    functions: list[AllowedFunction] | None = None,
+    allowed_callees: Sequence[str] = (),
+    max_approve: int | None = None,
+    settings: CompilerSettings | None = None,
+    notes: str = "",
+    policy: Policy | None = None,
+    reviewers: Reviewers | None = None,
+    today: date | None = None,
+) -> Proposal:
+    """Vet a deployed contract and write its proposed entry and review report (unapproved).
+
+    The entry is written even when checks fail: the report says what must be fixed or
+    triaged before a reviewer will be allowed to sign.
+    """
+    root = Path(root)
+    role = Role(role)
+    policy = policy or load_policy(root)
+    if reviewers is None:
+        try:
+            reviewers = load_reviewers(root)
+        except ConfigError:
+            reviewers = None  # triage cannot be judged yet; the report will say so
+    records = [a if isinstance(a, AuditRecord) else load_audit(Path(a)) for a in audits]
+    reader = rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
+    vetting = vet_address(
+        reader,
+        address,
+        policy=policy,
+        reviewers=reviewers,
+        sources=sources,
+        sourcify=sourcify,
+        audits=records,
+        triage=triage,
+        settings=settings,
+        report_base=root,
+        today=today,
+    )
+    ctx = vetting.ctx
+    if not ctx.units:
+        raise Refused(f"there is no contract at {address} on chain {reader.chain_id}")
+    main = ctx.units[0]
+    proxy = None
+    if ctx.proxy is not None and ctx.proxy.is_proxy:
+        if not ctx.proxy.implementation or not ctx.proxy.implementation_codehash:
+            raise Refused(f"cannot propose {address}: {'; '.join(ctx.proxy.problems)}")
+        proxy = ProxyInfo(
+            kind=ctx.proxy.kind,
+            admin=ctx.proxy.admin,
+            beacon=ctx.proxy.beacon,
+            implementation=ctx.proxy.implementation,
+            implementation_codehash=ctx.proxy.implementation_codehash,
+        )
+    review_notes: list[str] = []
+    if functions is None:
+        cap = max_approve
+        if cap is None and role in (Role.TOKEN, Role.WRAPPED_NATIVE):
+            cap = _token_cap(reader, main.address or address)
+            review_notes.append(
+                f"approve is capped at {cap} base units ({DEFAULT_APPROVE_TOKENS:,} tokens): "
+                "edit the max-amount to your risk budget"
+            )
+        functions, fn_notes = default_functions(role, abi=ctx.abi, max_approve=cap)
+        review_notes += fn_notes
+        if ctx.abi is None and role in (Role.ROUTER, Role.TOKEN, Role.WRAPPED_NATIVE):
+            review_notes.append(
+                "no ABI (sources not matched): default functions were not checked against the code"
+            )
+    logic = ctx.logic
+    slither_summary = None
+    if ctx.slither is not None and logic is not None:
+        level = logic.source_match.level if logic.source_match else None
+        slither_summary = summary(ctx.slither, logic.codehash, level)
+    entry = AllowlistEntry(
+        chain_id=reader.chain_id,
+        address=to_checksum_address(address),
+        name=name,
+        role=role,
+        codehash=main.codehash,
+        proxy=proxy,
+        audits=records,
+        slither=slither_summary,
+        functions=functions,
+        allowed_callees=[to_checksum_address(a) for a in allowed_callees],
+        notes=notes,
+    )
+    path = entry_path(root, reader.chain_id, address)
+    write_entry(path, entry)
+    slither_path = None
+    if vetting.slither_result is not None:
+        slither_path = sidecar(path, "slither.json")
+        slither_path.write_text(json.dumps(vetting.slither_result, indent=1, sort_keys=True))
+    if ctx.slither_note:
+        review_notes.append(ctx.slither_note)
+    report_path = sidecar(path, "review.md")
+    report_path.write_text(render_review(entry, vetting.report, review_notes))
+    return Proposal(path, report_path, slither_path, entry, vetting.report, review_notes)
+
+
+def sign_triage(slither_id: str, check: str, codehash: str, reason: str, signer) -> TriagedFinding:
+    """A reviewer's signed waiver of one Slither finding on one codehash."""
+    if len(reason.strip()) < 10:
+        raise ConfigError("a triage needs a written reason (at least 10 characters)")
+    signature = sign_typed(signer, triage_typed_data(slither_id, check, codehash, reason))
+    return TriagedFinding(
+        slither_id=slither_id,
+        check=check,
+        codehash=codehash,
+        reason=reason,
+        reviewer=signer_address(signer),
+        signature=signature,
+    )
+
+
+def triage_finding(
+    path: Path, finding_id: str, reason: str, signer, *, root: Path | None = None
+) -> TriagedFinding:
+    """Waive one failing Slither finding of a proposed entry (voids its approvals)."""
+    path = Path(path)
+    reviewers = load_reviewers(_root_of(path, root))
+    if reviewers.get(signer_address(signer)) is None:
+        raise Refused(
+            f"{signer_address(signer)} is not a listed reviewer: it cannot triage findings"
+        )
+    entry = read_entry(path)
+    if entry.slither is None:
+        raise ConfigError(f"{path.name} records no Slither result to triage")
+    matches = [f for f in entry.slither.failing if f.startswith(finding_id.lower())]
+    if len(matches) != 1:
+        raise ConfigError(
+            f"{finding_id} names {'no' if not matches else 'more than one'} failing finding of {path.name}"
+        )
+    full_id = matches[0]
+    check = _finding_check(path, full_id)
+    record = sign_triage(full_id, check, entry.slither.codehash, reason, signer)
+    kept = [t for t in entry.slither.triaged if t.slither_id != full_id]
+    updated = entry.model_copy(
+        update={"slither": entry.slither.model_copy(update={"triaged": [*kept, record]})}
+    )
+    write_entry(path, updated)
+    return record
+
+
+def _finding_check(path: Path, finding_id: str) -> str:
+    kept = sidecar(path, "slither.json")
+    if not kept.is_file():
+        raise ConfigError(f"{kept.name} (the Slither result kept beside the entry) is missing")
+    for f in slither_findings(json.loads(kept.read_text())):
+        if f.id == finding_id:
+            return f.check
+    raise ConfigError(f"finding {finding_id[:12]} is not in {kept.name}")
+
+
+def attach_audit(path: Path, audit: AuditRecord | Path) -> AllowlistEntry:
+    """Add an audit record to an entry (voids its approvals)."""
+    record = audit if isinstance(audit, AuditRecord) else load_audit(Path(audit))
+    entry = read_entry(path)
+    updated = entry.model_copy(update={"audits": [*entry.audits, record]})
+    write_entry(path, updated)
+    return updated
+
+
+def approve_entry(
+    path: Path,
+    signer,
+    *,
+    root: Path | None = None,
+    now: datetime | None = None,
+    today: date | None = None,
+    reviewers_sha256: str | None = None,
+) -> ApprovalResult:
+    """Add one reviewer's EIP-712 signature over the entry's canonical hash.
+
+    `signer` is an eth-account LocalAccount or any Signer (`.address`,
+    `.sign_typed_data(dict) -> bytes`). Refuses to sign an entry whose automated checks
+    fail: a finding must be triaged, an audit attached, before anyone signs.
+    """
+    path = Path(path)
+    root = _root_of(path, root)
+    reviewers = load_reviewers(root, expected_sha256=reviewers_sha256)
+    policy = load_policy(root)
+    entry = read_entry(path)
+    if entry.revoked:
+        raise Refused(f"{path.name} is revoked: propose it again instead")
+    today = today or datetime.now(UTC).date()
+    problems = structure_problems(path, entry)
+    problems += [
+        o.reason
+        for o in offline_outcomes(entry, policy=policy, reviewers=reviewers, today=today)
+        if o.status == "fail" and o.check != "approvals"
+    ]
+    if problems:
+        raise Refused(
+            f"will not sign {path.name}: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    approval = sign_approval(entry, signer, reviewers, now=now)
+    updated, dropped = add_approval(entry, approval, reviewers)
+    write_entry(path, updated)
+    _, valid = approval_problems(updated, reviewers)
+    return ApprovalResult(path, updated, approval.reviewer, valid, reviewers.threshold, dropped)
+
+
+def revoke_entry(path: Path, reason: str) -> AllowlistEntry:
+    """Mark an entry revoked: never active again. Needs no signature (it only narrows)."""
+    if not reason.strip():
+        raise ConfigError("say why the entry is revoked")
+    entry = read_entry(path)
+    updated = entry.model_copy(update={"revoked": True, "revoked_reason": reason.strip()})
+    write_entry(path, updated)
+    return updated

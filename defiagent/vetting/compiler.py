@@ -1,0 +1,166 @@
+"""Compile a source bundle with the matching solcjs, cached by the exact compiler input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+
+from eth_utils import keccak
+from pydantic import BaseModel, ConfigDict
+
+from defiagent.cache import cache_dir
+from defiagent.errors import ToolMissing
+from defiagent.toolchain import REMEDY, solc_versions
+from defiagent.vetting.bundle import SourceBundle
+from defiagent.vetting.solc import compile_standard_json, select_version
+
+OUTPUTS = [
+    "abi",
+    "evm.bytecode.object",
+    "evm.deployedBytecode.object",
+    "evm.deployedBytecode.immutableReferences",
+    "evm.deployedBytecode.linkReferences",
+    "metadata",
+]
+
+
+class CompiledContract(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    unit: str
+    name: str
+    abi: list
+    runtime: str  # hex without 0x; may hold unlinked library placeholders
+    immutables: list[tuple[int, int]] = []  # (byte offset, length)
+    links: list[tuple[int, int]] = []  # unlinked library placeholders (byte offset, length)
+    metadata_ranges: list[tuple[int, int]] = []  # CBOR metadata: own tail, and embedded
+    metadata: str = ""
+
+    @property
+    def fqn(self) -> str:
+        return f"{self.unit}:{self.name}"
+
+    @property
+    def codehash(self) -> str | None:
+        if not self.runtime or "__" in self.runtime:
+            return None
+        return "0x" + keccak(bytes.fromhex(self.runtime)).hex()
+
+
+class Compilation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    solc_version: str
+    contracts: list[CompiledContract]
+
+    def get(self, fqn: str) -> CompiledContract | None:
+        return next((c for c in self.contracts if c.fqn == fqn), None)
+
+    def deployable(self) -> list[CompiledContract]:
+        return [c for c in self.contracts if c.runtime]
+
+    def codehashes(self) -> set[str]:
+        return {c.codehash for c in self.contracts if c.codehash}
+
+
+def resolve_version(bundle: SourceBundle) -> str:
+    """The exact compiler the bundle asks for, or the newest installed its pragmas accept."""
+    wanted = bundle.settings.version
+    if wanted:
+        if wanted not in solc_versions():
+            installed = ", ".join(solc_versions()) or "none"
+            raise ToolMissing(
+                f"solc {wanted} is needed to rebuild these sources but is not installed "
+                f"(installed: {installed})",
+                remedy=f"add solc-{wanted}@npm:solc@{wanted} to the toolchain; {REMEDY}",
+            )
+        return wanted
+    with tempfile.TemporaryDirectory(prefix="defiagent-pragma-") as tmp:
+        return select_version(bundle.stage(Path(tmp)))
+
+
+def _cbor_tail(hexcode: str) -> bytes:
+    from defiagent.vetting.bytecode import metadata_length  # bytecode imports this module
+
+    if not hexcode or "__" in hexcode:
+        return b""
+    code = bytes.fromhex(hexcode)
+    n = metadata_length(code)
+    return code[-n:] if n else b""
+
+
+def _with_metadata_ranges(
+    contracts: list[CompiledContract], output: dict
+) -> list[CompiledContract]:
+    """Where each runtime holds CBOR metadata: its own tail, and the tails of contracts it
+    embeds (a factory carries its child's creation code, metadata hash included)."""
+    tails = set()
+    for by_name in (output.get("contracts") or {}).values():
+        for data in by_name.values():
+            evm = data.get("evm") or {}
+            for part in ("bytecode", "deployedBytecode"):
+                tail = _cbor_tail((evm.get(part) or {}).get("object") or "")
+                if len(tail) > 8:
+                    tails.add(tail)
+    out = []
+    for c in contracts:
+        if not c.runtime or "__" in c.runtime:
+            out.append(c)
+            continue
+        code = bytes.fromhex(c.runtime)
+        ranges = set()
+        for tail in tails:
+            start = code.find(tail)
+            while start >= 0:
+                ranges.add((start, len(tail)))
+                start = code.find(tail, start + 1)
+        out.append(c.model_copy(update={"metadata_ranges": sorted(ranges)}))
+    return out
+
+
+def compile_bundle(bundle: SourceBundle) -> Compilation:
+    version = resolve_version(bundle)
+    standard = {
+        "language": "Solidity",
+        "sources": {unit: {"content": text} for unit, text in sorted(bundle.sources.items())},
+        "settings": bundle.settings.standard_settings(OUTPUTS),
+    }
+    blob = json.dumps(standard, sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(f"v2\0{version}\0{blob}".encode()).hexdigest()
+    cached = cache_dir("solc-out") / f"{key}.json"
+    if cached.is_file():
+        return Compilation.model_validate_json(cached.read_text())
+    output = compile_standard_json(standard, version=version)
+    contracts = []
+    for unit, by_name in (output.get("contracts") or {}).items():
+        for name, data in by_name.items():
+            deployed = (data.get("evm") or {}).get("deployedBytecode") or {}
+            immutables = [
+                (ref["start"], ref["length"])
+                for refs in (deployed.get("immutableReferences") or {}).values()
+                for ref in refs
+            ]
+            links = [
+                (ref["start"], ref["length"])
+                for libs in (deployed.get("linkReferences") or {}).values()
+                for refs in libs.values()
+                for ref in refs
+            ]
+            contracts.append(
+                CompiledContract(
+                    unit=unit,
+                    name=name,
+                    abi=data.get("abi") or [],
+                    runtime=(deployed.get("object") or "").removeprefix("0x"),
+                    immutables=sorted(immutables),
+                    links=sorted(links),
+                    metadata=data.get("metadata") or "",
+                )
+            )
+    result = Compilation(solc_version=version, contracts=_with_metadata_ranges(contracts, output))
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_text(result.model_dump_json())
+    tmp.replace(cached)
+    return result

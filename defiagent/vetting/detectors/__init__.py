@@ -1,0 +1,22 @@
+"""defiagent's own Slither detectors: one class per file, metadata on the class.
+
+They run inside Slither beside its built-in detectors (see slither_worker), so their
+findings carry Slither ids and go through the same gate and triage as Slither's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from defiagent.vetting.detectors.unprotected_auth_write import UnprotectedAuthWrite
+
+CUSTOM_DETECTORS = [UnprotectedAuthWrite]
+
+
+def detectors_digest() -> str:
+    """Changes whenever a detector's code changes: part of the Slither cache key."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]

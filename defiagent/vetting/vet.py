@@ -1,0 +1,276 @@
+"""Vet sources, or a deployed contract: gather the facts, then let every check judge them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from eth_utils import to_checksum_address
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from defiagent.allowlist.models import AllowlistEntry, AuditRecord, TriagedFinding
+from defiagent.allowlist.policy import Policy
+from defiagent.allowlist.reviewers import Reviewers
+from defiagent.errors import ConfigError, InfraError, ToolMissing
+from defiagent.vetting.bundle import CompilerSettings, SourceBundle, bundle_from_path
+from defiagent.vetting.bytecode import codehash as keccak_code
+from defiagent.vetting.checks import run_checks
+from defiagent.vetting.compiler import Compilation, compile_bundle, resolve_version
+from defiagent.vetting.context import CodeUnit, Outcome, VetContext
+from defiagent.vetting.onchain import ChainReader
+from defiagent.vetting.proxy import ProxyResolution, resolve_proxy
+from defiagent.vetting.slither_gate import (
+    GateResult,
+    analyse,
+    bind_to_codehash,
+    cached_for_codehash,
+    evaluate,
+)
+from defiagent.vetting.source_verify import SourceMatch, verify_source
+from defiagent.vetting.sourcify import SourcifyClient
+
+
+class UnitReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    address: str | None
+    codehash: str
+    source_match: SourceMatch | None = None
+
+
+class VetReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    target: str
+    kind: Literal["sources", "address", "entry"]
+    chain_id: int | None = None
+    address: str | None = None
+    block: int | None = None
+    units: list[UnitReport] = []
+    proxy: ProxyResolution | None = None
+    slither: GateResult | None = None
+    slither_note: str | None = None
+    outcomes: list[Outcome]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return not any(o.status == "fail" for o in self.outcomes)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "fail"]
+
+
+@dataclass
+class Vetting:
+    """A report plus what propose needs to write an entry (the context, Slither's JSON)."""
+
+    report: VetReport
+    ctx: VetContext
+    slither_result: dict | None = None
+
+
+def _today(today: date | None) -> date:
+    return today or datetime.now(UTC).date()
+
+
+def _report(target: str, ctx: VetContext) -> VetReport:
+    return VetReport(
+        target=target,
+        kind=ctx.kind,
+        chain_id=ctx.chain_id,
+        address=ctx.address,
+        block=ctx.block,
+        units=[
+            UnitReport(
+                label=u.label, address=u.address, codehash=u.codehash, source_match=u.source_match
+            )
+            for u in ctx.units
+        ],
+        proxy=ctx.proxy,
+        slither=ctx.slither,
+        slither_note=ctx.slither_note,
+        outcomes=run_checks(ctx),
+    )
+
+
+def _as_bundle(sources: Path | SourceBundle, settings: CompilerSettings | None) -> SourceBundle:
+    if isinstance(sources, SourceBundle):
+        return sources.with_settings(settings) if settings else sources
+    return bundle_from_path(Path(sources), settings=settings)
+
+
+def vet_sources(
+    sources: Path | SourceBundle,
+    *,
+    policy: Policy,
+    reviewers: Reviewers | None = None,
+    triage: Sequence[TriagedFinding] = (),
+    settings: CompilerSettings | None = None,
+    today: date | None = None,
+) -> Vetting:
+    """Compile the sources and run the Slither gate (triage binds to the compiled codehashes)."""
+    bundle = _as_bundle(sources, settings)
+    ctx = VetContext(kind="sources", policy=policy, reviewers=reviewers, today=_today(today))
+    result = None
+    try:
+        compilation = compile_bundle(bundle)
+        ctx.compilation = compilation
+        result, cached = analyse(bundle, solc_version=compilation.solc_version)
+        ctx.slither = evaluate(
+            result,
+            policy=policy.slither,
+            triage=list(triage),
+            reviewers=reviewers,
+            codehashes=compilation.codehashes(),
+            cached=cached,
+        )
+        if cached:
+            ctx.slither_note = "cached result for these exact sources"
+    except ToolMissing:
+        raise
+    except ConfigError as exc:
+        ctx.slither_error = f"the sources cannot be analysed: {exc}"
+    return Vetting(report=_report(bundle.origin or "sources", ctx), ctx=ctx, slither_result=result)
+
+
+def _units(
+    reader: ChainReader, address: str, code: bytes, proxy: ProxyResolution
+) -> list[CodeUnit]:
+    if not proxy.is_proxy:
+        return [CodeUnit("contract", address, keccak_code(code), code)]
+    units = [CodeUnit("proxy", address, keccak_code(code), code)]
+    if proxy.implementation and proxy.implementation_code:
+        units.append(
+            CodeUnit(
+                "implementation",
+                proxy.implementation,
+                proxy.implementation_codehash or "",
+                proxy.implementation_code,
+            )
+        )
+    return units
+
+
+def vet_address(
+    rpc: Any,
+    address: str,
+    *,
+    policy: Policy,
+    reviewers: Reviewers | None = None,
+    sources: Path | SourceBundle | None = None,
+    sourcify: SourcifyClient | None = None,
+    entry: AllowlistEntry | None = None,
+    audits: Sequence[AuditRecord] = (),
+    triage: Sequence[TriagedFinding] = (),
+    settings: CompilerSettings | None = None,
+    report_base: Path | None = None,
+    today: date | None = None,
+) -> Vetting:
+    """Resolve proxies, fetch code, verify sources, run the Slither gate, judge audits."""
+    address = to_checksum_address(address)
+    reader = rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
+    ctx = VetContext(
+        kind="address",
+        policy=policy,
+        reviewers=reviewers,
+        today=_today(today),
+        chain_id=reader.chain_id,
+        address=address,
+        block=reader.block if isinstance(reader.block, int) else None,
+        entry=entry,
+        audits=[*audits, *(entry.audits if entry else [])],
+        report_base=report_base,
+    )
+    code = reader.code(address)
+    ctx.proxy = resolve_proxy(reader, address, code) if code else ProxyResolution()
+    ctx.units = _units(reader, address, code, ctx.proxy) if code else []
+    if not code:
+        ctx.fetch_error = f"there is no code at {address} (block {reader.block})"
+        return Vetting(report=_report(address, ctx), ctx=ctx)
+
+    # Sources: one bundle for every unit (a folder may hold proxy and implementation), or
+    # Sourcify per address.
+    shared = _as_bundle(sources, settings) if sources is not None else None
+    bundles: dict[str, SourceBundle | None] = {}
+    compilations: dict[str, Compilation | None] = {}
+    for unit in ctx.units:
+        bundle = shared
+        if bundle is None and sourcify is not None and unit.address:
+            bundle = sourcify.bundle(reader.chain_id, unit.address)
+        bundles[unit.label] = bundle
+        if bundle is not None:
+            unit.source_match, compilations[unit.label] = verify_source(bundle, unit.code)
+
+    logic = ctx.logic
+    assert logic is not None
+    triage_all = [*triage, *(entry.slither.triaged if entry and entry.slither else [])]
+    bundle = bundles.get(logic.label)
+    result = None
+    if bundle is not None:
+        match = logic.source_match
+        if match is not None and not match.meets(policy.sources.min_match):
+            ctx.slither_error = (
+                f"Slither was not run: the sources do not describe the deployed {logic.label} code "
+                f"({match.level} match)"
+            )
+        else:
+            try:
+                analysed = (
+                    bundle.with_settings(match.settings) if match and match.settings else bundle
+                )
+                version = (
+                    match.solc_version if match and match.solc_version else resolve_version(bundle)
+                )
+                result, cached = analyse(analysed, solc_version=version)
+                if match is not None and match.level in ("full", "partial"):
+                    bind_to_codehash(result, logic.codehash)
+                if cached:
+                    ctx.slither_note = "cached result for these exact sources"
+            except ToolMissing as exc:
+                ctx.slither_error = f"Slither could not run: {exc}"
+            except ConfigError as exc:
+                ctx.slither_error = f"Slither could not analyse the sources: {exc}"
+        compilation = compilations.get(logic.label)
+        if match is not None and match.contract and compilation is not None:
+            compiled = compilation.get(match.contract)
+            ctx.abi = compiled.abi if compiled else None
+    else:
+        result = cached_for_codehash(logic.codehash)
+        if result is not None:
+            ctx.slither_note = (
+                "reused the Slither result cached for this codehash; its sources matched "
+                "the deployed code when it was made"
+            )
+        elif entry is not None and entry.slither is not None:
+            ctx.slither_error = None
+        else:
+            ctx.slither_error = (
+                f"no sources for the {logic.label} code, so Slither cannot run "
+                "(give --sources DIR or a Sourcify URL)"
+            )
+    if result is not None:
+        ctx.slither = evaluate(
+            result,
+            policy=policy.slither,
+            triage=triage_all,
+            reviewers=reviewers,
+            codehashes={logic.codehash},
+            cached=ctx.slither_note is not None,
+        )
+    elif ctx.slither_error is None and entry is not None and entry.slither is not None:
+        ctx.slither_note = "judged from the Slither result recorded in the entry"
+    return Vetting(report=_report(address, ctx), ctx=ctx, slither_result=result)
+
+
+def reader_for(rpc: Any) -> ChainReader:
+    try:
+        return rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
+    except InfraError:
+        raise
+    except Exception as exc:
+        raise InfraError(f"cannot reach the RPC: {exc}") from exc
