@@ -38,8 +38,10 @@ def test_swap_exact_in_needs_an_exact_approve_first():
     assert a.args == {"spender": ROUTER, "amount": 7 * E18}
     assert approve.allowed_approvals == {f"{DTKN}:{ROUTER}": 7 * E18}
     s = decoded(swap)
-    assert swap.target == ROUTER and s.function.name == "swapExactTokensForTokens"
-    assert s.args["amountIn"] == 7 * E18 and s.args["amountOutMin"] == 3 * E18
+    assert swap.target == ROUTER
+    assert s.function.name == "swapExactTokensForTokens"
+    assert s.args["amountIn"] == 7 * E18
+    assert s.args["amountOutMin"] == 3 * E18
     assert s.args["path"] == (DTKN, DUSD)
     assert s.args["to"] == AGENT
     assert s.args["deadline"] == w.NOW + intent.deadline_seconds
@@ -93,7 +95,8 @@ def test_wrap_and_unwrap():
     assert (wrap.target, wrap.value, wrap.data) == (WETH, 3, "0xd0e30db0")
     assert decoded(wrap).function.name == "deposit"
     (unwrap,) = plan(Unwrap(amount=3))
-    assert unwrap.value == 0 and decoded(unwrap).args == {"wad": 3}
+    assert unwrap.value == 0
+    assert decoded(unwrap).args == {"wad": 3}
     assert unwrap.expected == [
         ExpectedDelta(token=WETH, min_delta=-3),
         ExpectedDelta(token=None, min_delta=3),
@@ -112,7 +115,8 @@ def test_add_liquidity_approves_both_sides():
     approve_a, approve_b, add = plan(intent)
     assert (approve_a.target, approve_b.target) == (DUSD, DTKN)
     args = decoded(add).args
-    assert args["amountADesired"] == 10 * E18 and args["amountBMin"] == 18 * E18
+    assert args["amountADesired"] == 10 * E18
+    assert args["amountBMin"] == 18 * E18
     assert ExpectedDelta(token=PAIR, min_delta=1) in add.expected
 
 
@@ -121,7 +125,8 @@ def test_remove_liquidity_approves_the_lp_token():
         token_a=DUSD, token_b=DTKN, liquidity=E18, min_amount_a=1, min_amount_b=2
     )
     approve, remove = plan(intent)
-    assert approve.target == PAIR and decoded(approve).args["value"] == E18
+    assert approve.target == PAIR
+    assert decoded(approve).args["value"] == E18
     assert decoded(remove).args["liquidity"] == E18
     assert ExpectedDelta(token=PAIR, min_delta=-E18) in remove.expected
 

@@ -49,7 +49,10 @@ def test_every_rule_has_metadata():
     assert len(ids) == len(set(ids))
     for rule in ALL_RULES:
         meta = rule.metadata()
-        assert meta["id"] and meta["title"] and meta["description"] and meta["threat"]
+        assert meta["id"]
+        assert meta["title"]
+        assert meta["description"]
+        assert meta["threat"]
         assert meta["group"] in ("guard", "risk")
         assert meta["severity"] in ("critical", "high", "medium", "low")
 
@@ -64,7 +67,8 @@ def test_rules_explain_themselves_with_their_config():
 def test_a_risk_rule_can_be_disabled_but_a_guard_rule_cannot():
     guard, risk = parse_sections({}, {"max_drawdown": {"enabled": False}})
     ids = {r.id for r in build_rules(guard, risk)}
-    assert "max-drawdown" not in ids and "recipient-is-self" in ids
+    assert "max-drawdown" not in ids
+    assert "recipient-is-self" in ids
     with pytest.raises(ConfigError, match="rate_limit"):
         parse_sections({"rate_limit": {"enabled": False}}, {})
 
