@@ -51,7 +51,7 @@ from defiagent.strategy.intents import SwapExactIn
 
 STAGES = (
     ("guard", "guard decision (Guard.decide, all rules)"),
-    ("sync", "fork sync (anvil_reset to the new upstream block)"),
+    ("sync", "fork sync (head check; anvil_reset if the follower has not)"),
     ("simulate", "fork simulation (eth_simulateV1 + callTracer, one batch)"),
     ("checks", "outcome checks (6 checks)"),
     ("sign", "signing (journal, fees, nonce, sign, verify)"),
@@ -129,7 +129,9 @@ def build_allowlist(w3: Web3, dex, chain_id: int) -> ActiveAllowlist:
     return ActiveAllowlist(chain_id=chain_id, entries={e.address: e for e in entries})
 
 
-def run(n: int, baseline_n: int, workdir: Path, console: Console) -> dict[str, Any]:
+def run(
+    n: int, baseline_n: int, workdir: Path, console: Console, *, follow: bool = True
+) -> dict[str, Any]:
     times: dict[str, list[float]] = {key: [] for key, _ in STAGES}
     refusals: list[str] = []
     with Anvil(log_dir=workdir / "upstream") as upstream:
@@ -159,6 +161,10 @@ def run(n: int, baseline_n: int, workdir: Path, console: Console) -> dict[str, A
         amount = 10**18
         with ForkManager(upstream.url, log_dir=workdir / "fork") as fork:
             sim = Simulator(fork, sync=False)  # sync is timed on its own
+            if follow:
+                fork.follow(
+                    poll_interval=0.01
+                )  # resets + prefetch overlap the untimed market observation
             tokens = sim.token_meta([dex.token_a, dex.token_b])
             check_ctx = CheckContext(allowlist=allowlist, tokens=tokens)
             direction = [(dex.token_a, dex.token_b), (dex.token_b, dex.token_a)]
@@ -212,7 +218,11 @@ def run(n: int, baseline_n: int, workdir: Path, console: Console) -> dict[str, A
                     result = executor.send(call.journal_key)
                     t6 = time.perf_counter()
                     if result.state != State.CONFIRMED:
-                        raise SystemExit(f"bench: {call.journal_key} ended {result.state}")
+                        raise SystemExit(
+                            f"bench: {call.journal_key} ended {result.state}: gas used "
+                            f"{result.gas_used}, simulated {outcome.gas_used} at block "
+                            f"{outcome.block_number}, mined in {result.block_number}"
+                        )
                     if call.intent_kind == "swap-exact-in" and call.data[:10] != "0x095ea7b3":
                         # Approvals happen twice (once per token); only swaps are samples.
                         sample_call = call
@@ -251,6 +261,7 @@ def run(n: int, baseline_n: int, workdir: Path, console: Console) -> dict[str, A
             "platform": platform.platform(),
         },
         "swaps": n,
+        "fork_follower": follow,
         "fork_resets": resets,
         "guard_refusals": len(refusals),
         "guard_refusal_sample": refusals[:3],
@@ -292,10 +303,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="swaps to time (default 200)")
     parser.add_argument("--baseline", type=int, default=15, help="fresh-fork samples (15)")
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="reset the fork inline before each simulation instead of in the follower thread",
+    )
     args = parser.parse_args()
     console = Console()
     with tempfile.TemporaryDirectory(prefix="defiagent-bench-") as tmp:
-        results = run(args.n, args.baseline, Path(tmp), console)
+        results = run(args.n, args.baseline, Path(tmp), console, follow=not args.no_follow)
     render(results, console)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"results written to {args.json}")

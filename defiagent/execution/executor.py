@@ -366,6 +366,7 @@ class Executor:
 
     def _build(self, call: PlannedCall, outcome: SimulationOutcome) -> dict[str, Any]:
         gas = math.ceil(outcome.gas_used * self.fees.gas_limit_multiplier)
+        gas += self.fees.gas_limit_headroom
         if gas > self.fees.max_gas_limit:
             raise Refused(
                 f"the call needs a gas limit of {gas:,}, above the cap of {self.fees.max_gas_limit:,}"

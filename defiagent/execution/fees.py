@@ -24,6 +24,9 @@ class FeePolicy(BaseModel):
     priority_fee_per_gas: Wei = 1 * GWEI  # the tip asked for on a first attempt
     base_fee_multiplier: float = Field(2.0, ge=1.0)  # headroom for the base fee rising
     gas_limit_multiplier: float = Field(1.25, ge=1.0)  # over the simulated gas use
+    # Added on top: a first write to a storage slot (e.g. a price accumulator that the
+    # simulated block skipped) costs ~20k more on chain; unused gas is not charged.
+    gas_limit_headroom: int = Field(30_000, ge=0)
     max_gas_limit: int = Field(1_000_000, gt=21_000)
     replacement_bump_percent: int = Field(12, ge=10)  # nodes refuse a replacement under +10%
 

@@ -10,13 +10,17 @@ defaults, which also load ten dev accounts from the upstream and write an on-dis
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from defiagent.chain.anvil import Anvil
 from defiagent.chain.rpc import JsonRpcClient, RpcError
 from defiagent.errors import InfraError
 from defiagent.simulation.batch import BatchRpcClient
+
+log = logging.getLogger("defiagent.simulation")
 
 # No dev accounts to load, no disk cache to write on reset, any sender can be impersonated
 # (only used to replay prior calls inside a snapshot when tracing a sequence).
@@ -43,18 +47,25 @@ class ForkManager:
         self._rpc: BatchRpcClient | None = None
         self.block_number: int | None = None
         self.block_hash: str | None = None
+        self.block_timestamp: int = 0
         self.chain_id: int | None = None
         # Held while a simulation reads the fork, so a sync cannot reset it mid-read.
         self.lock = threading.RLock()
         self.resets = 0
+        self._follower: threading.Thread | None = None
+        self._stop = threading.Event()
+        # Called (under the lock, in the follower thread) after each background reset, to
+        # pull the state the next simulation will read into the fresh fork's cache.
+        self.warmers: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> ForkManager:
         if self._anvil is not None:
             return self
-        head_number, head_hash = self._upstream_head()
+        head_number, head_hash, head_time = self._upstream_head()
         number = self.pinned_block if self.pinned_block is not None else head_number
         block_hash = head_hash if number == head_number else self._upstream_hash(number)
+        self.block_timestamp = head_time
         self._anvil = Anvil(
             fork_url=self.upstream_url,
             fork_block_number=number,
@@ -72,6 +83,10 @@ class ForkManager:
         return self
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=5)
+            self._follower = None
         if self._rpc is not None:
             self._rpc.close()
             self._rpc = None
@@ -99,7 +114,8 @@ class ForkManager:
         return self._rpc
 
     # -- following the upstream ----------------------------------------------------------
-    def _upstream_head(self) -> tuple[int, str]:
+    def _upstream_head(self) -> tuple[int, str, int]:
+        """(number, hash, timestamp) of the upstream's latest block."""
         try:
             block = self._upstream.call("eth_getBlockByNumber", "latest", False)
         except RpcError as exc:
@@ -108,7 +124,7 @@ class ForkManager:
             ) from exc
         if not block:
             raise InfraError("the upstream RPC returned no latest block")
-        return int(block["number"], 16), block["hash"]
+        return int(block["number"], 16), block["hash"], int(block.get("timestamp", "0x0"), 16)
 
     def _upstream_hash(self, number: int) -> str:
         try:
@@ -125,10 +141,12 @@ class ForkManager:
             raise InfraError("the simulation fork is not running")
         if self.pinned_block is not None:
             return self.pinned_block
-        number, block_hash = self._upstream_head()
+        number, block_hash, timestamp = self._upstream_head()
         if number == self.block_number and block_hash == self.block_hash:
             return number
         with self.lock:
+            if number == self.block_number and block_hash == self.block_hash:
+                return number  # the follower got there while we waited for the lock
             try:
                 self.rpc.call(
                     "anvil_reset",
@@ -139,5 +157,51 @@ class ForkManager:
                     f"the simulation fork could not move to block {number}: {exc}"
                 ) from exc
             self.block_number, self.block_hash = number, block_hash
+            self.block_timestamp = timestamp
             self.resets += 1
         return number
+
+    # -- background following ---------------------------------------------------------------
+    def follow(self, poll_interval: float = 0.05) -> None:
+        """Reset the fork in a background thread as soon as the upstream head moves.
+
+        Takes the reset (~12 ms) and the cold-cache reads after it off the hot path: by the
+        time the agent has observed the market and planned, the fork is at the head and warm.
+        `sync()` still runs before every simulation, so a late follower only costs time.
+        """
+        if self._follower is not None or self.pinned_block is not None:
+            return
+        self._stop.clear()
+        self._follower = threading.Thread(
+            target=self._follow, args=(poll_interval,), name="fork-follower", daemon=True
+        )
+        self._follower.start()
+
+    def _follow(self, poll_interval: float) -> None:
+        upstream = JsonRpcClient(self.upstream_url, timeout=self.rpc_timeout)
+        fork = JsonRpcClient(self.url, timeout=self.rpc_timeout)
+        try:
+            while not self._stop.wait(poll_interval):
+                try:
+                    block = upstream.call("eth_getBlockByNumber", "latest", False)
+                    number, block_hash = int(block["number"], 16), block["hash"]
+                    timestamp = int(block.get("timestamp", "0x0"), 16)
+                    if (number, block_hash) == (self.block_number, self.block_hash):
+                        continue
+                    with self.lock:
+                        if (number, block_hash) == (self.block_number, self.block_hash):
+                            continue
+                        fork.call(
+                            "anvil_reset",
+                            {"forking": {"jsonRpcUrl": self.upstream_url, "blockNumber": number}},
+                        )
+                        self.block_number, self.block_hash = number, block_hash
+                        self.block_timestamp = timestamp
+                        self.resets += 1
+                        for warm in self.warmers:
+                            warm()
+                except Exception as exc:  # the hot path's sync() reports failures; keep going
+                    log.warning("the fork follower could not sync: %s", exc)
+        finally:
+            upstream.close()
+            fork.close()

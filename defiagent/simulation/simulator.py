@@ -13,6 +13,7 @@ Anything that stops the simulation from running raises InfraError: the caller re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from defiagent.chain.rpc import RpcError
 from defiagent.errors import InfraError
 from defiagent.execution.models import PlannedCall
 from defiagent.simulation import decode
+from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
 from defiagent.simulation.models import SimulationOutcome, TokenMeta
 
@@ -57,11 +59,32 @@ def _plan_tokens(calls: Sequence[PlannedCall]) -> list[str]:
 class Simulator:
     """Simulate planned calls on a ForkManager's fork. Not thread-safe; one per agent loop."""
 
-    def __init__(self, fork: ForkManager, *, sync: bool = True) -> None:
+    def __init__(self, fork: ForkManager, *, sync: bool = True, prefetch: bool = True) -> None:
         self.fork = fork
         self.sync = sync  # move the fork to the upstream head before each simulation
         self._has_code: set[str] = set()  # code does not vanish (EIP-6780), so this only grows
         self._token_meta: dict[str, TokenMeta] = {}
+        self._last: list[PlannedCall] = []
+        if prefetch:
+            fork.warmers.append(self._prefetch)
+
+    def _prefetch(self) -> None:
+        """After a background reset: replay the last calls (results dropped) so the state
+        they read (pools, balances, code) is fetched from the upstream now, not on the hot
+        path. Runs in the follower thread, so it uses its own connection."""
+        calls = self._last
+        if not calls:
+            return
+        client = BatchRpcClient(self.fork.url, timeout=self.fork.rpc_timeout)
+        try:
+            tokens = _plan_tokens(calls)
+            sim_calls = [_balance_call(t, c.sender) for c in calls for t in tokens]
+            sim_calls += [_tx(c) for c in calls]
+            client.batch(
+                [("eth_simulateV1", [{"blockStateCalls": [{"calls": sim_calls}]}, "latest"])]
+            )
+        finally:
+            client.close()
 
     # -- public API ----------------------------------------------------------------------
     def simulate(
@@ -82,8 +105,12 @@ class Simulator:
         if not calls:
             raise ValueError("nothing to simulate")
         try:
-            block = self.fork.sync() if self.sync else self.fork.block_number
+            if self.sync:
+                self.fork.sync()
             with self.fork.lock:
+                # Read under the lock: a follower thread may have moved the fork since sync().
+                block = self.fork.block_number
+                self._last = list(calls)
                 return self._run(list(calls), block)
         except RpcError as exc:
             raise InfraError(
@@ -133,16 +160,13 @@ class Simulator:
             sim_calls += [_balance_call(t, call.sender) for t in tokens]
             positions.append((before, index, after))
         tag = hex(block)
+        # The next block's timestamp, as the chain will give it: time-dependent state
+        # (Uniswap's price accumulators, deadlines) then costs the gas it will cost on chain.
+        when = max(int(time.time()), self.fork.block_timestamp + 1)
+        state_calls = {"blockOverrides": {"time": hex(when)}, "calls": sim_calls}
         simulate = (
             "eth_simulateV1",
-            [
-                {
-                    "blockStateCalls": [{"calls": sim_calls}],
-                    "traceTransfers": True,
-                    "validation": False,
-                },
-                tag,
-            ],
+            [{"blockStateCalls": [state_calls], "traceTransfers": True, "validation": False}, tag],
         )
         if len(calls) == 1:
             trace_req = ("debug_traceCall", [_tx(calls[0]), tag, {"tracer": "callTracer"}])
