@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from defiagent.cli.output import console, emit
+from defiagent.cli.output import console, emit, err_console, print_json
 from defiagent.errors import ConfigError, Refused
 from defiagent.monitoring.audit_log import verify_audit_log
 
@@ -23,17 +23,25 @@ def verify(
     if not file.is_file():
         raise ConfigError(f"{file} is not a file")
     report = verify_audit_log(file)
-
-    def human() -> None:
-        if report.ok:
-            console.print(
+    if report.ok:
+        emit(
+            report.model_dump(),
+            as_json=as_json,
+            human=lambda: console.print(
                 f"[green]ok[/]: {report.records} records, chain intact, head {report.head}"
-            )
-
-    emit(report.model_dump(), as_json=as_json, human=human)
-    if not report.ok:
-        problem = report.problem
-        raise Refused(
-            f"{file} is broken at line {problem.line}: {problem.reason}"
-            f" ({report.records} records before it are intact)"
+            ),
         )
+        return
+    problem = report.problem
+    message = (
+        f"{file} is broken at line {problem.line}: {problem.reason}"
+        f" ({report.records} records before it are intact)"
+    )
+    if not as_json:
+        raise Refused(message)
+    # One JSON document: the report and the error together, then exit 1.
+    print_json(
+        report.model_dump() | {"error": {"kind": "refused", "message": message, "exit_code": 1}}
+    )
+    err_console.print(f"[bold red]refused:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
