@@ -308,3 +308,24 @@ def revoke_entry(path: Path, reason: str) -> AllowlistEntry:
     updated = entry.model_copy(update={"revoked": True, "revoked_reason": reason.strip()})
     write_entry(path, updated)
     return updated
+
+
+def load_triage_file(path: Path) -> list[TriagedFinding]:
+    """Signed triage records from a TOML file of `[[triage]]` tables."""
+    from pydantic import ValidationError
+
+    from defiagent.allowlist.tomlio import read_toml, validation_message
+
+    data = read_toml(path)
+    try:
+        return [TriagedFinding.model_validate(t) for t in data.get("triage", [])]
+    except ValidationError as exc:
+        raise ConfigError(f"{path} holds an invalid triage record: {validation_message(exc)}") from exc
+
+
+def write_triage_file(path: Path, records: Sequence[TriagedFinding]) -> None:
+    import tomli_w
+
+    from defiagent.allowlist.tomlio import to_toml_value
+
+    Path(path).write_text(tomli_w.dumps({"triage": [to_toml_value(r) for r in records]}))

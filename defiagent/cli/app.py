@@ -8,8 +8,10 @@ import sys
 import typer
 
 from defiagent import __version__
+from defiagent.cli import allowlist as allowlist_cmd
 from defiagent.cli import audit_log, demo, doctor, keystore, kill_switch, rules, signer
 from defiagent.cli import run as run_cmd
+from defiagent.cli import vet as vet_cmd
 from defiagent.cli.output import err_console, print_json
 from defiagent.errors import DefiagentError
 
@@ -49,6 +51,8 @@ app.command("dry-run")(run_cmd.dry_run)
 app.add_typer(kill_switch.app, name="kill-switch")
 app.add_typer(audit_log.app, name="audit-log")
 app.add_typer(rules.app, name="rules")
+app.add_typer(allowlist_cmd.app, name="allowlist")
+app.command("vet")(vet_cmd.vet)
 
 
 def _debug_requested(argv: list[str]) -> bool:

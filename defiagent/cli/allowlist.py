@@ -1,0 +1,423 @@
+"""`defiagent allowlist ...`: propose, triage, approve, verify, list, show, revoke entries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from defiagent.cli.output import console, emit
+from defiagent.cli.vet import ALLOWLIST_OPT, print_outcomes, settings_from_options
+from defiagent.errors import ConfigError
+
+app = typer.Typer(
+    help="The contract allowlist: propose, review, approve (M-of-N), verify, revoke.",
+    no_args_is_help=True,
+)
+
+JSON_OPT = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+KEY_OPT = typer.Option(..., "--key", help="Your V3 keystore file (mode 0600).")
+PASSWORD_ENV_OPT = typer.Option(
+    None, "--password-env", help="Read the keystore password from this environment variable."
+)
+
+
+def _root(allowlist: Path | None) -> Path:
+    from defiagent.allowlist.store import default_root
+
+    return Path(allowlist) if allowlist else default_root()
+
+
+def _signer(key: Path, password_env: str | None):
+    """A keystore signer; the password comes from a prompt or a named env var, never argv."""
+    from defiagent.signing.keystore import KeystoreSigner
+    from defiagent.signing.passwords import password_from_env, prompt_secret
+
+    password = (
+        password_from_env(password_env) if password_env else prompt_secret("Keystore password")
+    )
+    return KeystoreSigner(key, password)
+
+
+def _entry(root: Path, ref: str) -> Path:
+    from defiagent.allowlist.store import resolve_entry
+
+    return resolve_entry(root, ref)
+
+
+@app.command("propose")
+def propose(
+    address: str = typer.Argument(..., help="The contract address."),
+    rpc_url: str = typer.Option(
+        ..., "--rpc-url", envvar="DEFIAGENT_RPC_URL", help="RPC of the chain."
+    ),
+    name: str = typer.Option(
+        ..., "--name", help="A name reviewers recognise, e.g. 'Uniswap V2 Router02'."
+    ),
+    role: str = typer.Option(
+        "other",
+        "--role",
+        help="router, pool, factory, token, wrapped-native, lending-market, oracle, other.",
+    ),
+    sources: Path = typer.Option(
+        None, "--sources", help="Source folder (may hold a solc metadata.json)."
+    ),
+    sourcify_url: str = typer.Option(
+        None, "--sourcify-url", help="Fetch sources from this Sourcify server."
+    ),
+    audit: list[Path] = typer.Option(
+        [], "--audit", help="An audit record (TOML/JSON); repeatable."
+    ),
+    triage: list[Path] = typer.Option(
+        [], "--triage", help="A file of signed triage records; repeatable."
+    ),
+    max_approve: str = typer.Option(
+        None, "--max-approve", help="Token role: approve cap in base units."
+    ),
+    callee: list[str] = typer.Option(
+        [], "--callee", help="An extra contract calls may touch; repeatable."
+    ),
+    solc_version: str = typer.Option(None, "--solc-version"),
+    optimizer_runs: int = typer.Option(None, "--optimizer-runs"),
+    no_optimizer: bool = typer.Option(False, "--no-optimizer"),
+    evm_version: str = typer.Option(None, "--evm-version"),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Vet a deployed contract and write a proposed entry plus a review report beside it."""
+    from defiagent.allowlist.models import Role
+    from defiagent.allowlist.workflow import load_triage_file, propose_entry
+    from defiagent.vetting.sourcify import SourcifyClient
+
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise ConfigError(
+            f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}"
+        ) from exc
+    proposal = propose_entry(
+        _root(allowlist),
+        address,
+        rpc=rpc_url,
+        name=name,
+        role=role_value,
+        sources=sources,
+        sourcify=SourcifyClient(sourcify_url) if sourcify_url else None,
+        audits=list(audit),
+        triage=[t for p in triage for t in load_triage_file(p)],
+        max_approve=int(max_approve, 0) if max_approve else None,
+        allowed_callees=callee,
+        settings=settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version),
+    )
+    data = {
+        "ok": True,
+        "entry": str(proposal.entry_path),
+        "review_report": str(proposal.report_path),
+        "slither_result": str(proposal.slither_path) if proposal.slither_path else None,
+        "checks_pass": proposal.passed,
+        "report": proposal.report,
+        "notes": proposal.notes,
+    }
+
+    def human() -> None:
+        print_outcomes(
+            f"proposal {proposal.entry.name}", proposal.report.outcomes, passed=proposal.passed
+        )
+        console.print(f"entry:  {proposal.entry_path}\nreport: {proposal.report_path}")
+        if not proposal.passed:
+            console.print(
+                "[yellow]fix, attach or triage what fails before anyone can approve it[/]"
+            )
+
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command("triage")
+def triage(
+    entry: str = typer.Argument(..., help="Entry file or address."),
+    finding: str = typer.Argument(..., help="Slither finding id (a unique prefix will do)."),
+    reason: str = typer.Option(..., "--reason", help="Why this finding is acceptable, in words."),
+    key: Path = KEY_OPT,
+    password_env: str = PASSWORD_ENV_OPT,
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Waive one Slither finding of an entry with your signed, written reason."""
+    from defiagent.allowlist.workflow import triage_finding
+
+    root = _root(allowlist)
+    path = _entry(root, entry)
+    record = triage_finding(path, finding, reason, _signer(key, password_env), root=root)
+    emit(
+        {"ok": True, "entry": str(path), "triage": record},
+        as_json=as_json,
+        human=lambda: console.print(
+            f"triaged {record.check} {record.slither_id[:12]} in {path.name}"
+        ),
+    )
+
+
+@app.command("approve")
+def approve(
+    entry: str = typer.Argument(..., help="Entry file or address."),
+    key: Path = KEY_OPT,
+    password_env: str = PASSWORD_ENV_OPT,
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Add your reviewer signature (EIP-712 over the entry's canonical hash)."""
+    from defiagent.allowlist.workflow import approve_entry
+
+    root = _root(allowlist)
+    path = _entry(root, entry)
+    result = approve_entry(path, _signer(key, password_env), root=root)
+    data = {
+        "ok": True,
+        "entry": str(path),
+        "reviewer": result.reviewer,
+        "valid_approvals": result.valid,
+        "threshold": result.threshold,
+        "active": result.active,
+        "dropped": result.dropped,
+    }
+
+    def human() -> None:
+        for d in result.dropped:
+            console.print(f"[yellow]dropped approval {d}[/]")
+        state = "[green]active[/]" if result.active else "pending more approvals"
+        console.print(
+            f"approved by {result.reviewer}: {len(result.valid)}/{result.threshold}, {state}"
+        )
+
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command("verify")
+def verify(
+    rpc_url: str = typer.Option(
+        None, "--rpc-url", envvar="DEFIAGENT_RPC_URL", help="Also check code on chain now."
+    ),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Check every entry: schema, signatures, audits, triage; with --rpc-url, codehash and proxy now.
+
+    Exit 1 on any problem or drift. Fit for CI.
+    """
+    from defiagent.allowlist.verify import verify_allowlist
+
+    report = verify_allowlist(_root(allowlist), rpc_url)
+
+    def human() -> None:
+        for p in report.problems:
+            console.print(f"[bold red]FAIL[/] {p}")
+        for e in report.entries:
+            title = f"{e.name or '?'} {e.address or ''} ({Path(e.path).name})"
+            print_outcomes(title, e.outcomes, passed=e.passed)
+        where = (
+            f" against chain {report.rpc_chain_id} at block {report.block}"
+            if rpc_url
+            else " (offline)"
+        )
+        verdict = (
+            "[bold green]allowlist verified[/]" if report.passed else "[bold red]allowlist FAILS[/]"
+        )
+        console.print(f"{verdict}{where}: {len(report.entries)} entries")
+
+    emit({"ok": report.passed, "report": report}, as_json=as_json, human=human)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+def _status(path: Path, root: Path, reviewers, policy) -> tuple[str, list]:
+    from defiagent.allowlist.store import structure_problems
+    from defiagent.allowlist.tomlio import read_entry
+    from defiagent.allowlist.verify import offline_outcomes
+    from defiagent.errors import DefiagentError
+
+    try:
+        entry = read_entry(path)
+    except DefiagentError as exc:
+        return "invalid", [str(exc)]
+    if entry.revoked:
+        return "revoked", [entry.revoked_reason or ""]
+    today = datetime.now(UTC).date()
+    outcomes = offline_outcomes(entry, policy=policy, reviewers=reviewers, today=today, path=path)
+    fails = [o for o in outcomes if o.status == "fail"]
+    fails_problems = structure_problems(path, entry)
+    if not fails and not fails_problems:
+        return "active", []
+    if all(o.check == "approvals" for o in fails) and not fails_problems:
+        return "pending", [o.reason for o in fails]
+    return "invalid", fails_problems + [o.reason for o in fails]
+
+
+@app.command("list")
+def list_entries(
+    chain_id: int = typer.Option(None, "--chain-id", help="Only this chain."),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Every entry with its state: active, pending (needs approvals), invalid, revoked."""
+    from defiagent.allowlist.policy import load_policy
+    from defiagent.allowlist.reviewers import load_reviewers
+    from defiagent.allowlist.store import iter_entry_paths
+    from defiagent.allowlist.tomlio import read_toml
+    from defiagent.errors import DefiagentError
+
+    root = _root(allowlist)
+    policy = load_policy(root)
+    try:
+        reviewers = load_reviewers(root)
+    except ConfigError:
+        reviewers = None
+    rows = []
+    for path in iter_entry_paths(root, chain_id):
+        status, why = _status(path, root, reviewers, policy)
+        try:
+            raw = read_toml(path)
+        except DefiagentError:
+            raw = {}
+        rows.append(
+            {
+                "path": str(path),
+                "chain_id": raw.get("chain_id"),
+                "address": raw.get("address"),
+                "name": raw.get("name"),
+                "role": raw.get("role"),
+                "status": status,
+                "reasons": why,
+            }
+        )
+
+    def human() -> None:
+        table = Table(title=f"allowlist {root}")
+        for col in ("chain", "address", "name", "role", "status", "why"):
+            table.add_column(col, overflow="fold")
+        style = {"active": "green", "pending": "yellow", "invalid": "bold red", "revoked": "dim"}
+        for r in rows:
+            table.add_row(
+                str(r["chain_id"]),
+                str(r["address"]),
+                str(r["name"]),
+                str(r["role"]),
+                f"[{style[r['status']]}]{r['status']}[/]",
+                "; ".join(r["reasons"])[:200],
+            )
+        console.print(table)
+
+    emit({"ok": True, "entries": rows}, as_json=as_json, human=human)
+
+
+@app.command("show")
+def show(
+    entry: str = typer.Argument(..., help="Entry file or address."),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """One entry: its content, canonical hash, and the state of each check."""
+    from defiagent.allowlist.policy import load_policy
+    from defiagent.allowlist.reviewers import load_reviewers
+    from defiagent.allowlist.signatures import entry_hash
+    from defiagent.allowlist.tomlio import dumps, read_entry
+    from defiagent.allowlist.verify import offline_outcomes
+
+    root = _root(allowlist)
+    path = _entry(root, entry)
+    model = read_entry(path)
+    try:
+        reviewers = load_reviewers(root)
+    except ConfigError:
+        reviewers = None
+    outcomes = offline_outcomes(
+        model,
+        policy=load_policy(root),
+        reviewers=reviewers,
+        today=datetime.now(UTC).date(),
+        path=path,
+    )
+    passed = not any(o.status == "fail" for o in outcomes)
+
+    def human() -> None:
+        console.print(dumps(model), markup=False, highlight=False)
+        console.print(f"entry hash: {entry_hash(model)}")
+        print_outcomes(f"{model.name} ({path.name})", outcomes, passed=passed and not model.revoked)
+
+    emit(
+        {
+            "ok": True,
+            "path": str(path),
+            "entry_hash": entry_hash(model),
+            "entry": model,
+            "active": passed and not model.revoked,
+            "outcomes": outcomes,
+        },
+        as_json=as_json,
+        human=human,
+    )
+
+
+@app.command("revoke")
+def revoke(
+    entry: str = typer.Argument(..., help="Entry file or address."),
+    reason: str = typer.Option(..., "--reason", help="Why it is revoked (kept in the entry)."),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Revoke an entry: never active again (needs no signature: it only narrows)."""
+    from defiagent.allowlist.workflow import revoke_entry
+
+    path = _entry(_root(allowlist), entry)
+    updated = revoke_entry(path, reason)
+    emit(
+        {"ok": True, "entry": str(path), "revoked": True, "reason": updated.revoked_reason},
+        as_json=as_json,
+        human=lambda: console.print(
+            f"revoked {updated.name} ({path.name}): {updated.revoked_reason}"
+        ),
+    )
+
+
+@app.command("attach-audit")
+def attach_audit(
+    entry: str = typer.Argument(..., help="Entry file or address."),
+    audit: Path = typer.Argument(..., help="Audit record (TOML/JSON)."),
+    allowlist: Path = ALLOWLIST_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Add an audit record to an entry (voids its approvals)."""
+    from defiagent.allowlist.workflow import attach_audit as attach
+
+    path = _entry(_root(allowlist), entry)
+    updated = attach(path, audit)
+    emit(
+        {"ok": True, "entry": str(path), "audits": len(updated.audits)},
+        as_json=as_json,
+        human=lambda: console.print(f"{path.name}: {len(updated.audits)} audit record(s)"),
+    )
+
+
+@app.command("sign-audit")
+def sign_audit(
+    audit: Path = typer.Argument(..., help="Audit record (TOML) to sign in place."),
+    key: Path = KEY_OPT,
+    password_env: str = PASSWORD_ENV_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """For auditors: add your EIP-712 (ERC-7512) signature to an audit record file."""
+    from defiagent.allowlist.tomlio import write_model
+    from defiagent.vetting.audits import load_audit
+    from defiagent.vetting.audits import sign_audit as sign
+
+    signed = sign(load_audit(audit), _signer(key, password_env))
+    if audit.suffix == ".json":
+        audit.write_text(signed.model_dump_json(indent=2, exclude_none=True))
+    else:
+        write_model(audit, signed)
+    emit(
+        {"ok": True, "audit": str(audit), "auditor": signed.auditor.address},
+        as_json=as_json,
+        human=lambda: console.print(f"signed {audit} as {signed.auditor.address}"),
+    )

@@ -1,0 +1,196 @@
+"""`defiagent vet TARGET`: vet sources (a folder or a .sol file) or a deployed contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from eth_utils import is_address
+from rich.table import Table
+
+from defiagent.cli.output import console, emit
+from defiagent.errors import ConfigError
+
+STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
+
+ALLOWLIST_OPT = typer.Option(
+    None,
+    "--allowlist",
+    envvar="DEFIAGENT_ALLOWLIST_DIR",
+    help="Allowlist root (policy.toml, reviewers.toml, entries). Default: ./contracts_allowlist.",
+)
+
+
+def settings_from_options(
+    solc_version: str | None,
+    optimizer_runs: int | None,
+    no_optimizer: bool,
+    evm_version: str | None,
+):
+    """Compiler settings from the command line; None when none were given."""
+    from defiagent.vetting.bundle import CompilerSettings
+
+    if solc_version is None and optimizer_runs is None and not no_optimizer and evm_version is None:
+        return None
+    return CompilerSettings(
+        version=solc_version,
+        optimizer_enabled=not no_optimizer,
+        optimizer_runs=optimizer_runs if optimizer_runs is not None else 200,
+        evm_version=evm_version,
+        explicit=True,
+    )
+
+
+def print_outcomes(title: str, outcomes, *, passed: bool) -> None:
+    table = Table(title=title, show_lines=False, title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for o in outcomes:
+        subject = f" [dim]({o.subject})[/]" if o.subject else ""
+        table.add_row(
+            o.check, f"[{STATUS_STYLE[o.status]}]{o.status.upper()}[/]", o.reason + subject
+        )
+    console.print(table)
+    verdict = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
+    console.print(f"{verdict} {title}")
+
+
+def list_checks(as_json: bool) -> None:
+    from defiagent.vetting.checks import REGISTRY
+    from defiagent.vetting.detectors import CUSTOM_DETECTORS
+
+    rows = [
+        {
+            "id": c.id,
+            "kind": "check",
+            "severity": c.severity,
+            "applies_to": list(c.applies_to),
+            "description": c.description,
+        }
+        for c in REGISTRY.values()
+    ] + [
+        {
+            "id": d.ARGUMENT,
+            "kind": "slither-detector",
+            "severity": f"{d.IMPACT.name.lower()} impact",
+            "applies_to": ["sources", "address"],
+            "description": d.WIKI_DESCRIPTION,
+        }
+        for d in CUSTOM_DETECTORS
+    ]
+
+    def human() -> None:
+        table = Table(title="vetting checks")
+        for col in ("id", "kind", "severity", "description"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r["id"], r["kind"], r["severity"], r["description"])
+        console.print(table)
+
+    emit({"ok": True, "checks": rows}, as_json=as_json, human=human)
+
+
+def vet(
+    target: str = typer.Argument(None, help="A source folder, a .sol file, or a contract address."),
+    rpc_url: str = typer.Option(
+        None, "--rpc-url", envvar="DEFIAGENT_RPC_URL", help="RPC for an address."
+    ),
+    sources: Path = typer.Option(
+        None,
+        "--sources",
+        help="Sources of the deployed contract (a folder, may hold metadata.json).",
+    ),
+    sourcify_url: str = typer.Option(
+        None, "--sourcify-url", help="Fetch sources from this Sourcify server."
+    ),
+    audit: list[Path] = typer.Option(
+        [], "--audit", help="An audit record (TOML/JSON) to judge too; repeatable."
+    ),
+    triage: list[Path] = typer.Option(
+        [], "--triage", help="A file of signed triage records; repeatable."
+    ),
+    solc_version: str = typer.Option(None, "--solc-version", help="Compiler version, e.g. 0.6.6."),
+    optimizer_runs: int = typer.Option(
+        None, "--optimizer-runs", help="Optimizer runs the code was built with."
+    ),
+    no_optimizer: bool = typer.Option(
+        False, "--no-optimizer", help="The code was built without the optimizer."
+    ),
+    evm_version: str = typer.Option(
+        None, "--evm-version", help="EVM version the code was built for."
+    ),
+    allowlist: Path = ALLOWLIST_OPT,
+    checks: bool = typer.Option(False, "--list-checks", help="List the vetting checks and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+) -> None:
+    """Vet contract code: compile, Slither gate, and for an address proxies, codehash, sources, audits.
+
+    Exit 0 when every check passes, 1 when one fails (each reason is printed).
+    """
+    if checks:
+        list_checks(as_json)
+        return
+    if not target:
+        raise ConfigError(
+            "give a TARGET: a source folder, a .sol file, or an address with --rpc-url"
+        )
+    from defiagent.allowlist.policy import load_policy
+    from defiagent.allowlist.reviewers import load_reviewers
+    from defiagent.allowlist.store import default_root, entry_path
+    from defiagent.allowlist.tomlio import read_entry
+    from defiagent.allowlist.workflow import load_triage_file
+    from defiagent.vetting.audits import load_audit
+    from defiagent.vetting.onchain import ChainReader
+    from defiagent.vetting.sourcify import SourcifyClient
+    from defiagent.vetting.vet import vet_address, vet_sources
+
+    root = Path(allowlist) if allowlist else default_root()
+    policy = load_policy(root)
+    try:
+        reviewers = load_reviewers(root)
+    except ConfigError:
+        reviewers = None  # no reviewers file: triage records cannot be trusted, and say so
+    triaged = [t for path in triage for t in load_triage_file(path)]
+    settings = settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version)
+    if is_address(target):
+        if not rpc_url:
+            raise ConfigError("vetting an address needs --rpc-url (or DEFIAGENT_RPC_URL)")
+        reader = ChainReader(rpc_url)
+        path = entry_path(root, reader.chain_id, target)
+        entry = read_entry(path) if path.is_file() else None
+        vetting = vet_address(
+            reader,
+            target,
+            policy=policy,
+            reviewers=reviewers,
+            sources=sources,
+            sourcify=SourcifyClient(sourcify_url) if sourcify_url else None,
+            entry=entry,
+            audits=[load_audit(a) for a in audit],
+            triage=triaged,
+            settings=settings,
+            report_base=root,
+        )
+        title = f"vet {target} on chain {reader.chain_id}" + (
+            f" (entry {path.name})" if entry else ""
+        )
+    else:
+        if sources is not None:
+            raise ConfigError("--sources is for an address; give the source folder as TARGET")
+        vetting = vet_sources(
+            Path(target), policy=policy, reviewers=reviewers, triage=triaged, settings=settings
+        )
+        title = f"vet {target}"
+    report = vetting.report
+
+    def human() -> None:
+        if reviewers is None:
+            console.print(
+                f"[yellow]no reviewers file in {root}: triage records cannot be checked[/]"
+            )
+        print_outcomes(title, report.outcomes, passed=report.passed)
+
+    emit({"ok": report.passed, "report": report}, as_json=as_json, human=human)
+    if not report.passed:
+        raise typer.Exit(1)
