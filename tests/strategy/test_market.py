@@ -1,0 +1,84 @@
+"""Market data from a real chain: reserves, the TWAP reference, the price sanity check."""
+
+from __future__ import annotations
+
+import pytest
+from web3 import Web3
+
+from defiagent.devchain import artifacts
+from defiagent.devchain.deploy import contract, swap_exact_in
+from defiagent.market.models import PriceQuote
+from defiagent.market.observer import MarketObserver, numeraire_prices
+from defiagent.market.reader import ChainReader
+from defiagent.market.references import TwapReference
+from defiagent.market.sanity import PriceSanityLimits, check_price
+
+A = "0x" + "11" * 20
+B = "0x" + "22" * 20
+
+
+def quote(price: float, at: int) -> PriceQuote:
+    return PriceQuote(
+        source="ref",
+        base=Web3.to_checksum_address(A),
+        quote=Web3.to_checksum_address(B),
+        price=price,
+        observed_at=at,
+    )
+
+
+def test_sanity_accepts_agreement_and_refuses_deviation_staleness_and_absence():
+    limits = PriceSanityLimits(max_deviation_bps=300, max_reference_age_seconds=600)
+    assert check_price(A, B, 1.01, quote(1.0, 1000), 1100, limits).ok
+    deviated = check_price(A, B, 1.10, quote(1.0, 1000), 1100, limits)
+    assert not deviated.ok
+    assert "1000 bps" in deviated.reason
+    stale = check_price(A, B, 1.0, quote(1.0, 0), 1100, limits)
+    assert not stale.ok
+    assert "old" in stale.reason
+    assert not check_price(A, B, 1.0, None, 1100, limits).ok
+    assert not check_price(A, B, None, quote(1.0, 1000), 1100, limits).ok
+
+
+def _advance(w3: Web3, seconds: int) -> None:
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
+
+
+def test_reader_twap_and_a_manipulated_spot(w3, uniswap):
+    d = uniswap
+    pair = contract(w3, artifacts.uniswap_v2_pair(), d.pair)
+    pool = ChainReader(w3).pool(d.pair)
+    r0, r1, _ = pair.functions.getReserves().call()
+    assert (pool.reserve0, pool.reserve1) == (r0, r1)
+    assert {pool.token0, pool.token1} == {d.token_a, d.token_b}
+    assert pool.total_supply > 0
+
+    observer = MarketObserver(
+        w3,
+        pools=[d.pair],
+        tokens=[d.token_a, d.token_b],
+        reference=TwapReference(min_window_seconds=30),
+        limits=PriceSanityLimits(max_deviation_bps=300),
+        numeraire=d.token_a,
+    )
+    first = observer.snapshot()
+    assert not first.price_checks[0].ok  # one observation: no reference yet (fail closed)
+    _advance(w3, 60)
+    calm = observer.snapshot()
+    check = calm.price_checks[0]
+    assert check.ok, check.reason
+    assert check.deviation_bps == pytest.approx(0, abs=1)
+    prices = numeraire_prices(calm)
+    assert prices[d.token_b] * 10**18 == pytest.approx(0.5, rel=1e-6)
+
+    # Someone dumps 10% of the pool in one block: spot moves, the TWAP does not.
+    swap_exact_in(w3, d, d.token_b, d.token_a, 2 * 10**23)
+    moved = observer.snapshot()
+    assert not moved.price_checks[0].ok
+    assert "deviates" in moved.price_checks[0].reason
+    assert numeraire_prices(moved) == {d.token_a: 1e-18}  # no sane route: no price
+
+    portfolio = observer.portfolio(d.deployer, spenders=[d.router])
+    assert portfolio.balance(d.token_a) > 0
+    assert f"{d.token_a}:{d.router}" in portfolio.allowances
