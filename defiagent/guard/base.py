@@ -163,5 +163,14 @@ class Rule(ABC):
 
 
 def unreadable(rule: Rule, req: GuardRequest, what: str) -> Verdict:
-    """Refusal for a rule that cannot see the arguments it must check (fail closed)."""
-    return rule.refuse(f"cannot check {what}: {req.decode_error or 'the call did not decode'}")
+    """The verdict of an argument rule on a call whose arguments cannot be read.
+
+    Such a call is always refused by TargetAllowlisted or FunctionInScope, which every
+    Guard contains (see Guard.FLOOR); repeating the refusal under every argument rule would
+    only bury the reason. The verdict says so instead of passing silently.
+    """
+    return Verdict(
+        rule=rule.id,
+        allowed=True,
+        reason=f"{what} not checked: {req.decode_error or 'the call did not decode'}",
+    )

@@ -61,6 +61,28 @@ def _split_top_level(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+def _split_param(part: str) -> tuple[str, str | None]:
+    """'(address a,uint256 b)[] xs' -> ('(address,uint256)[]', 'xs'); 'uint x' -> ('uint256', 'x')."""
+    part = part.strip()
+    if part.startswith("("):
+        depth = 0
+        for close, ch in enumerate(part):  # noqa: B007 - close is read after the loop
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                break
+        inner = ",".join(_split_param(p)[0] for p in _split_top_level(part[1:close]))
+        rest = part[close + 1 :]
+        suffix = rest.split()[0] if rest and not rest[0].isspace() else ""
+        names = rest[len(suffix) :].split()
+        type_ = f"({inner}){suffix}"
+    else:
+        tokens = part.split()
+        type_, names = _normalise_type(tokens[0]), tokens[1:]
+    names = [n for n in names if n not in ("memory", "calldata", "storage", "indexed", "payable")]
+    return type_, (names[-1] if names else None)
+
+
 @lru_cache(maxsize=1024)
 def parse_signature(signature: str) -> FunctionSignature:
     signature = signature.strip()
@@ -70,23 +92,9 @@ def parse_signature(signature: str) -> FunctionSignature:
     name = signature[:open_at].strip()
     types, names = [], []
     for i, part in enumerate(_split_top_level(signature[open_at + 1 : -1])):
-        if part.startswith("("):  # tuple type: find the matching parenthesis
-            depth = 0
-            for j, ch in enumerate(part):  # noqa: B007 - j is read after the loop
-                depth += ch == "("
-                depth -= ch == ")"
-                if depth == 0:
-                    break
-            end = j + 1
-            while end < len(part) and part[end] != " ":
-                end += 1  # array suffixes like [] or [2]
-            type_, rest = part[:end], part[end:].split()
-        else:
-            tokens = part.split()
-            type_, rest = tokens[0], tokens[1:]
-        rest = [r for r in rest if r not in ("memory", "calldata", "storage", "indexed")]
-        types.append(_normalise_type(type_.replace(" ", "")))
-        names.append(rest[-1] if rest else f"arg{i}")
+        type_, arg = _split_param(part)
+        types.append(type_)
+        names.append(arg or f"arg{i}")
     return FunctionSignature(name=name, types=tuple(types), names=tuple(names))
 
 

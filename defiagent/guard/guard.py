@@ -14,10 +14,17 @@ from defiagent.guard.registry import build_rules
 
 
 class Guard:
-    def __init__(self, rules: Iterable[Rule] | None = None) -> None:
+    # Rules every guard must contain: argument rules skip calls that do not decode because
+    # these refuse them, and nothing is ever signed with the kill switch on.
+    FLOOR = ("kill-switch-off", "target-allowlisted", "function-in-scope")
+
+    def __init__(self, rules: Iterable[Rule] | None = None, *, require_floor: bool = True) -> None:
         self.rules: list[Rule] = list(rules) if rules is not None else build_rules()
         if not self.rules:
             raise ValueError("a guard with no rules would allow everything")
+        missing = set(self.FLOOR) - {r.id for r in self.rules}
+        if require_floor and missing:
+            raise ValueError(f"a guard without {', '.join(sorted(missing))} would not fail closed")
 
     def decide(self, call: PlannedCall, ctx: GuardContext) -> Decision:
         req = GuardRequest.build(call, ctx.allowlist)

@@ -124,6 +124,16 @@ def numeraire_prices(market: MarketSnapshot, *, weth: str | None = None) -> dict
     prices = {
         t: p / 10 ** market.tokens[t].decimals for t, p in whole.items() if t in market.tokens
     }
+    # LP tokens: a share of both reserves, when both sides are priced.
+    for pool in market.pools:
+        p0, p1 = prices.get(pool.token0), prices.get(pool.token1)
+        if (
+            pool.total_supply
+            and p0 is not None
+            and p1 is not None
+            and (pool.token0, pool.token1) in sane
+        ):
+            prices[pool.address] = (pool.reserve0 * p0 + pool.reserve1 * p1) / pool.total_supply
     if weth and weth in prices:
         prices["ETH"] = prices[weth]
     return prices

@@ -398,7 +398,7 @@ def test_a_crashing_rule_refuses():
         def check(self, req: GuardRequest, ctx) -> Verdict:
             raise RuntimeError("boom")
 
-    d = Guard([Broken()]).decide(swap(), context())
+    d = Guard([Broken()], require_floor=False).decide(swap(), context())
     assert not d.allowed
     assert "boom" in d.reason()
 
@@ -411,3 +411,17 @@ def test_wrap_value_counts_against_the_cap():
         ExpectedDelta(token=WETH, min_delta=E18),
     ]
     assert "value-cap-per-tx" in refused_by(decide(plan(Wrap(amount=10 * E18))[0]))
+
+
+def test_a_guard_must_keep_its_floor():
+    rules = [r for r in build_rules() if r.id != "function-in-scope"]
+    with pytest.raises(ValueError, match="function-in-scope"):
+        Guard(rules)
+
+
+def test_an_undecodable_call_is_refused_once_not_by_every_rule():
+    call = swap().model_copy(update={"data": "0xdeadbeef"})
+    d = decide(call)
+    assert refused_by(d) == {"function-in-scope"}
+    recipient = next(v for v in d.verdicts if v.rule == "recipient-is-self")
+    assert "not checked" in recipient.reason

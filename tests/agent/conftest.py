@@ -1,0 +1,93 @@
+"""A local market with the real Uniswap V2 stack, a funded agent with a throwaway keystore,
+and a way to start the agent runtime on it with any strategies."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from defiagent.agent.demo import demo_config
+from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.devnet import UNIT, deploy_market, fund
+from defiagent.agent.runtime import AgentRuntime
+from defiagent.chain.anvil import Anvil
+from defiagent.signing.keystore import KeystoreSigner, write_keystore
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    with Anvil(log_dir=tmp_path_factory.mktemp("chain")) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def cw3(chain) -> Web3:
+    return Web3(Web3.HTTPProvider(chain.url))
+
+
+@pytest.fixture(scope="module")
+def market(cw3):
+    return deploy_market(cw3)
+
+
+@pytest.fixture(scope="module")
+def signer(cw3, market, tmp_path_factory):
+    path = tmp_path_factory.mktemp("key") / "agent.json"
+    password = secrets.token_urlsafe(16)
+    write_keystore(path, bytes(Account.create().key), password, light=True)
+    s = KeystoreSigner(path, password)
+    fund(cw3, market, s.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
+    return s
+
+
+@pytest.fixture(scope="module")
+def allowlist(cw3, market, tmp_path_factory):
+    return build_demo_allowlist(cw3, market, tmp_path_factory.mktemp("allowlist"))
+
+
+@pytest.fixture
+def start_agent(chain, cw3, market, signer, allowlist, tmp_path):
+    """start_agent(strategies, **config_overrides) -> runtime (warmed up, stopped at teardown)."""
+    stack = contextlib.ExitStack()
+
+    def start(strategies, *, allowlist_override=None, **overrides):
+        cfg = demo_config(market, rpc_url=chain.url, workdir=tmp_path, key_path=signer.path)
+        if overrides:
+            cfg = cfg.model_copy(update=overrides)
+        runtime = stack.enter_context(
+            AgentRuntime(
+                cfg,
+                signer=signer,
+                allowlist=allowlist_override or allowlist,
+                strategies=strategies,
+                mode="test",
+            )
+        )
+        # Move the chain's clock so the TWAP reference has a window, as the demo does.
+        runtime.agent.warm_up()
+        cw3.provider.make_request("evm_increaseTime", [15])
+        cw3.provider.make_request("evm_mine", [])
+        return runtime
+
+    yield start
+    stack.close()
+
+
+class Scripted:
+    """A strategy that proposes the given intents on its first tick, then nothing."""
+
+    name = "scripted"
+
+    def __init__(self, *intents):
+        self.intents = list(intents)
+
+    def describe(self) -> str:
+        return "scripted (test)"
+
+    def propose(self, market, portfolio):
+        out, self.intents = self.intents, []
+        return out
