@@ -118,8 +118,10 @@ def run_demo(
         del password
         fund(w3, market, signer.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
 
-        emit("stage", "vetting and approving the contracts (two reviewers)")
-        allowlist = build_demo_allowlist(w3, market, workdir / "allowlist")
+        emit("stage", "vetting the contracts, two reviewers approving them")
+        allowlist = build_demo_allowlist(
+            w3, market, workdir / "allowlist", on_step=lambda text: emit("stage", text)
+        )
 
         cfg = demo_config(market, rpc_url=node.url, workdir=workdir, key_path=key_path)
         strategies = [
@@ -139,9 +141,8 @@ def run_demo(
         emit("stage", "starting the agent")
         reports: list[TickReport] = []
         moves: list[str] = []
-        with AgentRuntime(
-            cfg, signer=signer, allowlist=allowlist, strategies=strategies, mode="demo"
-        ) as runtime:
+        # The runtime loads and verifies the allowlist folder itself, as `defiagent run` does.
+        with AgentRuntime(cfg, signer=signer, strategies=strategies, mode="demo") as runtime:
             emit("explain", runtime.explanations)
             runtime.agent.warm_up()
             for _ in range(ticks):

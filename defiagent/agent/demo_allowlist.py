@@ -1,44 +1,180 @@
-"""The demo's allowlist: one entry per deployed contract, bound to its runtime codehash.
+"""The demo's allowlist, built with the real vetting workflow in a throwaway folder.
 
-Interim: entries are built directly here until the allowlist package's propose/approve
-workflow is wired in (then reviewers sign them and `load_active_allowlist` verifies them).
+Two throwaway reviewer keys (2-of-2) and a throwaway auditor key are made on the spot. For
+each deployed contract: an audit record of its runtime code, signed by the auditor, with
+its report file beside it; `propose_entry` (compile the sources, bind them to the deployed
+bytecode, run the Slither gate, judge the audits); a reviewer's signed, written triage of
+each Slither finding on the audited Uniswap V2 code; then `approve_entry` by both
+reviewers. The agent then loads the folder through `load_active_allowlist`, like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+import tomli_w
+from eth_account import Account
 from web3 import Web3
 
 from defiagent.agent import scopes
 from defiagent.agent.devnet import DemoMarket
-from defiagent.agent.observe import codehash
-from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
+from defiagent.allowlist.models import (
+    ActiveAllowlist,
+    AuditedContract,
+    AuditorInfo,
+    AuditRecord,
+    Role,
+)
+from defiagent.allowlist.store import load_active_allowlist
+from defiagent.allowlist.workflow import approve_entry, propose_entry, sidecar, triage_finding
+from defiagent.devchain.artifacts import SOL_DIR
+from defiagent.errors import Refused
+from defiagent.toolchain import node_modules
+from defiagent.vetting.audits import sign_audit
+from defiagent.vetting.bundle import (
+    CompilerSettings,
+    SourceBundle,
+    bundle_from_metadata,
+    bundle_from_path,
+)
+from defiagent.vetting.slither_gate import findings as slither_findings
+
+# How the npm artifacts were built (Uniswap's own build settings).
+UNISWAP_SETTINGS = CompilerSettings(optimizer_runs=999999, evm_version="istanbul", explicit=True)
+
+# What the demo reviewer writes for Slither findings on the audited Uniswap V2 code.
+TRIAGE_REASONS = {
+    "weak-prng": "blockTimestamp % 2**32 truncates to uint32 for the TWAP accumulator; "
+    "it is not used as randomness",
+    "incorrect-equality": "strict equality on totalSupply == 0 or a returned value is "
+    "intended; no attacker-controlled balance decides it",
+    "reentrancy-no-eth": "the pair's lock modifier guards mint, burn and swap; the state "
+    "written after the call is the reserve sync, as audited",
+    "reentrancy-balance": "balances are read after transfers by design and the minimum "
+    "out is checked at the end",
+    "unchecked-transfer": "transferFrom on a Uniswap V2 pair reverts on failure",
+    "unused-return": "the ignored return values are not needed by the caller; audited as benign",
+}
+GENERIC_REASON = "demo triage: reviewed against the audited upstream source; benign here"
 
 
-def build_demo_allowlist(w3: Web3, market: DemoMarket, root: Path) -> ActiveAllowlist:
+def _sources(which: str) -> SourceBundle:
+    nm = node_modules()
+    if which == "pair":
+        artifact = json.loads((nm / "@uniswap/v2-core/build/UniswapV2Pair.json").read_text())
+        return bundle_from_metadata(json.loads(artifact["metadata"]), nm / "@uniswap/v2-core")
+    if which == "factory":
+        return bundle_from_path(
+            nm / "@uniswap/v2-core/contracts/UniswapV2Factory.sol", settings=UNISWAP_SETTINGS
+        )
+    if which == "router":
+        return bundle_from_path(
+            nm / "@uniswap/v2-periphery/contracts/UniswapV2Router02.sol",
+            settings=UNISWAP_SETTINGS.model_copy(update={"version": "0.6.6"}),
+        )
+    if which == "weth":  # built by devnet.weth9_from_source
+        return bundle_from_path(
+            nm / "canonical-weth/contracts/WETH9.sol",
+            settings=CompilerSettings(version="0.5.16", optimizer_runs=200, explicit=True),
+        )
+    if which == "token":
+        return bundle_from_path(SOL_DIR / "DemoToken.sol")
+    raise ValueError(which)
+
+
+def _write_trust_roots(root: Path, reviewers: list, auditor) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "reviewers.toml").write_text(
+        tomli_w.dumps(
+            {
+                "threshold": len(reviewers),
+                "reviewers": [
+                    {"name": f"demo reviewer {i + 1}", "address": r.address}
+                    for i, r in enumerate(reviewers)
+                ],
+            }
+        )
+    )
+    (root / "policy.toml").write_text(
+        tomli_w.dumps(
+            {
+                "audits": {
+                    "trusted_auditors": [{"name": "Demo Audits", "address": auditor.address}],
+                    "require_auditor_signature": True,
+                }
+            }
+        )
+    )
+
+
+def _audit(root: Path, auditor, name: str, chain_id: int, address: str, codehash: str):
+    reports = root / "audits"
+    reports.mkdir(exist_ok=True)
+    report = reports / f"{address}.md"
+    report.write_text(
+        f"# Demo audit of {name}\n\nRuntime code {codehash} at {address} on chain {chain_id}.\n"
+        "Throwaway record made by `defiagent demo`; no findings.\n"
+    )
+    record = AuditRecord(
+        auditor=AuditorInfo(name="Demo Audits", address=auditor.address),
+        issued_at=datetime.now(UTC).date(),
+        report_uri=f"audits/{report.name}",
+        report_sha256=hashlib.sha256(report.read_bytes()).hexdigest(),
+        contracts=[AuditedContract(chain_id=chain_id, address=address, runtime_codehash=codehash)],
+    )
+    return sign_audit(record, auditor)
+
+
+def build_demo_allowlist(
+    w3: Web3,
+    market: DemoMarket,
+    root: Path,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> ActiveAllowlist:
+    step = on_step or (lambda text: None)
     d = market.dex
     chain_id = d.chain_id
-
-    def entry(address: str, name: str, role: Role, functions, **extra) -> AllowlistEntry:
-        return AllowlistEntry(
-            chain_id=chain_id,
-            address=address,
+    reviewers = [Account.create(), Account.create()]
+    auditor = Account.create()
+    _write_trust_roots(root, reviewers, auditor)
+    contracts = [
+        (d.router, "UniswapV2Router02", Role.ROUTER, "router", scopes.router_functions()),
+        (d.factory, "UniswapV2Factory", Role.FACTORY, "factory", []),
+        (d.weth, "WETH9", Role.WRAPPED_NATIVE, "weth", scopes.weth_functions()),
+        (d.token_a, "Demo USD (DUSD)", Role.TOKEN, "token", scopes.token_functions()),
+        (d.token_b, "Demo Token (DTKN)", Role.TOKEN, "token", scopes.token_functions()),
+        (d.pair, "UniswapV2Pair DUSD/DTKN", Role.POOL, "pair", scopes.pair_functions()),
+        (market.weth_pair, "UniswapV2Pair WETH/DUSD", Role.POOL, "pair", scopes.pair_functions()),
+    ]
+    for address, name, role, sources, functions in contracts:
+        step(f"vetting {name}")
+        codehash = "0x" + Web3.keccak(w3.eth.get_code(address)).hex().removeprefix("0x")
+        proposal = propose_entry(
+            root,
+            address,
+            rpc=w3,
             name=name,
             role=role,
-            codehash=codehash(w3.eth.get_code(address).to_0x_hex()),
+            sources=_sources(sources),
+            audits=[_audit(root, auditor, name, chain_id, address, codehash)],
             functions=functions,
-            **extra,
+            notes="built by `defiagent demo` on a throwaway chain",
         )
-
-    entries = [
-        entry(d.router, "UniswapV2Router02", Role.ROUTER, scopes.router_functions()),
-        entry(d.factory, "UniswapV2Factory", Role.FACTORY, []),
-        entry(d.weth, "WETH9", Role.WRAPPED_NATIVE, scopes.weth_functions()),
-        entry(d.token_a, "Demo USD (DUSD)", Role.TOKEN, scopes.token_functions()),
-        entry(d.token_b, "Demo Token (DTKN)", Role.TOKEN, scopes.token_functions()),
-        entry(d.pair, "UniswapV2Pair DUSD/DTKN", Role.POOL, scopes.pair_functions()),
-        entry(market.weth_pair, "UniswapV2Pair WETH/DUSD", Role.POOL, scopes.pair_functions()),
-    ]
-    root.mkdir(parents=True, exist_ok=True)
-    return ActiveAllowlist(chain_id=chain_id, entries={e.address: e for e in entries})
+        entry = proposal.entry
+        if entry.slither is not None and entry.slither.failing:
+            kept = json.loads(sidecar(proposal.entry_path, "slither.json").read_text())
+            checks = {f.id: f.check for f in slither_findings(kept)}
+            for finding in entry.slither.failing:
+                reason = TRIAGE_REASONS.get(checks.get(finding, ""), GENERIC_REASON)
+                triage_finding(proposal.entry_path, finding, reason, reviewers[0], root=root)
+        for reviewer in reviewers:
+            result = approve_entry(proposal.entry_path, reviewer, root=root)
+        if not result.active:
+            raise Refused(f"{name} did not become active after {len(reviewers)} approvals")
+    step("verifying the allowlist")
+    return load_active_allowlist(root, chain_id)

@@ -10,10 +10,12 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from defiagent.agent import scopes
 from defiagent.agent.demo import demo_config
-from defiagent.agent.demo_allowlist import build_demo_allowlist
 from defiagent.agent.devnet import UNIT, deploy_market, fund
+from defiagent.agent.observe import codehash
 from defiagent.agent.runtime import AgentRuntime
+from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
 from defiagent.chain.anvil import Anvil
 from defiagent.signing.keystore import KeystoreSigner, write_keystore
 
@@ -45,8 +47,32 @@ def signer(cw3, market, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def allowlist(cw3, market, tmp_path_factory):
-    return build_demo_allowlist(cw3, market, tmp_path_factory.mktemp("allowlist"))
+def allowlist(cw3, market):
+    """The entries the vetting workflow produces for this market (it is run for real by the
+    demo test and tests/allowlist; here only its result matters, without minutes of Slither)."""
+    d = market.dex
+
+    def entry(address, name, role, functions):
+        code = cw3.eth.get_code(address).to_0x_hex()
+        return AllowlistEntry(
+            chain_id=d.chain_id,
+            address=address,
+            name=name,
+            role=role,
+            codehash=codehash(code),
+            functions=functions,
+        )
+
+    entries = [
+        entry(d.router, "UniswapV2Router02", Role.ROUTER, scopes.router_functions()),
+        entry(d.factory, "UniswapV2Factory", Role.FACTORY, []),
+        entry(d.weth, "WETH9", Role.WRAPPED_NATIVE, scopes.weth_functions()),
+        entry(d.token_a, "Demo USD (DUSD)", Role.TOKEN, scopes.token_functions()),
+        entry(d.token_b, "Demo Token (DTKN)", Role.TOKEN, scopes.token_functions()),
+        entry(d.pair, "UniswapV2Pair DUSD/DTKN", Role.POOL, scopes.pair_functions()),
+        entry(market.weth_pair, "UniswapV2Pair WETH/DUSD", Role.POOL, scopes.pair_functions()),
+    ]
+    return ActiveAllowlist(chain_id=d.chain_id, entries={e.address: e for e in entries})
 
 
 @pytest.fixture
