@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from defiagent.agent.reports import IntentReport, TickReport
@@ -15,19 +16,19 @@ STATUS_STYLE = {"executed": "green", "refused": "yellow", "failed": "red"}
 
 def intent_line(i: IntentReport) -> str:
     style = STATUS_STYLE[i.status]
-    what = "; ".join(i.plan) if i.plan else i.kind
+    what = escape("; ".join(i.plan) if i.plan else i.kind)
     if i.status == "executed":
         tail = f"tx {i.tx_hashes[-1][:12]}…" if i.tx_hashes else ""
         return f"[{style}]executed[/] {what} {tail}"
     first = i.refusals[0] if i.refusals else None
-    reason = f"[bold]{first.rule}[/]: {first.reason}" if first else ""
+    reason = f"[bold]{first.rule}[/]: {escape(first.reason)}" if first else ""
     more = f" (+{len(i.refusals) - 1} more)" if len(i.refusals) > 1 else ""
     return f"[{style}]{i.status}[/] at {i.stage}: {what} -> {reason}{more}"
 
 
 def print_tick(console: Console, t: TickReport, *, flood_threshold: int = 6) -> None:
     if t.skipped:
-        console.print(f"tick {t.tick}: [yellow]skipped[/] ({t.skipped})")
+        console.print(f"tick {t.tick}: [yellow]skipped[/] ({escape(t.skipped)})")
         return
     prices = ", ".join(f"{k} {v:,.4f}" for k, v in t.spot_prices.items())
     value = f"{t.portfolio_value:,.2f}" if t.portfolio_value is not None else "?"
@@ -41,7 +42,7 @@ def print_tick(console: Console, t: TickReport, *, flood_threshold: int = 6) -> 
             by_rule[i.first_rule or "?"] += 1
             continue
         shown += 1
-        console.print(f"  {i.strategy}: {intent_line(i)}", highlight=False, soft_wrap=True)
+        console.print(f"  {escape(i.strategy)}: {intent_line(i)}", highlight=False, soft_wrap=True)
     for rule, n in by_rule.items():
         console.print(f"  … and {n} more refused, first by [bold]{rule}[/]", highlight=False)
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from defiagent.agent.allowlist_source import load_allowlist
 from defiagent.agent.reports import TickReport
@@ -40,7 +41,7 @@ def _loop(
     reports: list[TickReport] = []
     if not as_json:
         for line in runtime.explanations:
-            err_console.print(f"[dim]{line}[/]", highlight=False)
+            err_console.print(f"[dim]{escape(line)}[/]", highlight=False)
     runtime.agent.warm_up()
     try:
         while ticks is None or len(reports) < ticks:

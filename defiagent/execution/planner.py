@@ -192,7 +192,12 @@ class Planner:
                 i.token,
                 encode_call(APPROVE, [i.spender, i.amount]),
                 allowed_approvals={f"{i.token}:{i.spender}": i.amount},
-                description=f"approve {i.spender} for {self._fmt(market, i.token, i.amount)}",
+                description=f"approve {i.spender} for "
+                + (
+                    f"an unlimited amount of {self._symbol(market, i.token)}"
+                    if i.amount >= 2**255
+                    else self._fmt(market, i.token, i.amount)
+                ),
             )
         ]
 
