@@ -320,7 +320,9 @@ def load_triage_file(path: Path) -> list[TriagedFinding]:
     try:
         return [TriagedFinding.model_validate(t) for t in data.get("triage", [])]
     except ValidationError as exc:
-        raise ConfigError(f"{path} holds an invalid triage record: {validation_message(exc)}") from exc
+        raise ConfigError(
+            f"{path} holds an invalid triage record: {validation_message(exc)}"
+        ) from exc
 
 
 def write_triage_file(path: Path, records: Sequence[TriagedFinding]) -> None:

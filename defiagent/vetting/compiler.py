@@ -33,6 +33,7 @@ class CompiledContract(BaseModel):
     name: str
     abi: list
     runtime: str  # hex without 0x; may hold unlinked library placeholders
+    creation: str = ""  # creation code, hex without 0x (for deploying what was vetted)
     immutables: list[tuple[int, int]] = []  # (byte offset, length)
     links: list[tuple[int, int]] = []  # unlinked library placeholders (byte offset, length)
     metadata_ranges: list[tuple[int, int]] = []  # CBOR metadata: own tail, and embedded
@@ -128,7 +129,7 @@ def compile_bundle(bundle: SourceBundle) -> Compilation:
         "settings": bundle.settings.standard_settings(OUTPUTS),
     }
     blob = json.dumps(standard, sort_keys=True, separators=(",", ":"))
-    key = hashlib.sha256(f"v2\0{version}\0{blob}".encode()).hexdigest()
+    key = hashlib.sha256(f"v3\0{version}\0{blob}".encode()).hexdigest()
     cached = cache_dir("solc-out") / f"{key}.json"
     if cached.is_file():
         return Compilation.model_validate_json(cached.read_text())
@@ -137,6 +138,7 @@ def compile_bundle(bundle: SourceBundle) -> Compilation:
     for unit, by_name in (output.get("contracts") or {}).items():
         for name, data in by_name.items():
             deployed = (data.get("evm") or {}).get("deployedBytecode") or {}
+            creation = ((data.get("evm") or {}).get("bytecode") or {}).get("object") or ""
             immutables = [
                 (ref["start"], ref["length"])
                 for refs in (deployed.get("immutableReferences") or {}).values()
@@ -154,6 +156,7 @@ def compile_bundle(bundle: SourceBundle) -> Compilation:
                     name=name,
                     abi=data.get("abi") or [],
                     runtime=(deployed.get("object") or "").removeprefix("0x"),
+                    creation=creation.removeprefix("0x"),
                     immutables=sorted(immutables),
                     links=sorted(links),
                     metadata=data.get("metadata") or "",

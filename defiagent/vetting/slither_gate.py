@@ -146,7 +146,7 @@ def triage_problem(
     if recover_typed(triage_record_typed_data(t), t.signature) != t.reviewer:
         return f"{who}: the signature does not match the record (edited or forged)"
     if t.codehash.lower() not in codehashes:
-        return f"{who}: it was signed for code {t.codehash[:12]}, not the code analysed"
+        return f"{who}: it was signed for code {t.codehash}, not the code analysed"
     return None
 
 
@@ -215,7 +215,7 @@ def summary_problems(s: SlitherSummary, reviewers: Reviewers | None, codehash: s
     """Offline check of a recorded summary: bound to this code, every failing id triaged."""
     problems = []
     if s.codehash.lower() != codehash.lower():
-        problems.append(f"the Slither result is for code {s.codehash[:12]}, not {codehash[:12]}")
+        problems.append(f"the Slither result is for code {s.codehash}, not the pinned {codehash}")
     sound = set()
     for t in s.triaged:
         problem = triage_problem(t, reviewers, {codehash.lower()})
