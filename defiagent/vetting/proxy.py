@@ -97,11 +97,12 @@ def _detect(reader: ChainReader, address: str, code: bytes) -> tuple[ProxyKind |
     if impl:
         admin = _address_in(reader.storage(address, OZ_LEGACY_ADMIN))
         return ProxyKind.OZ_LEGACY, {"implementation": impl, "admin": admin}
-    if SAFE_MASTER_COPY in code:
-        # Safe's proxy answers masterCopy() itself from slot 0; both must agree.
-        singleton = _address_in(reader.storage(address, SAFE_SINGLETON))
+    # Safe's proxy answers masterCopy() itself from slot 0. Ask rather than look for the
+    # selector in the code: optimisers encode that constant in many ways.
+    singleton = _address_in(reader.storage(address, SAFE_SINGLETON))
+    if singleton:
         answer = reader.call(address, SAFE_MASTER_COPY)
-        if singleton and answer and _address_in(answer[:32]) == singleton:
+        if answer and len(answer) == 32 and _address_in(answer) == singleton:
             return ProxyKind.SAFE, {"implementation": singleton}
     return None, {"delegates_elsewhere": True}
 

@@ -24,7 +24,8 @@ def test_entry_round_trips_through_toml_with_big_ints_and_no_nulls(tmp_path, key
     path = tmp_path / "31337" / f"{entry.address}.toml"
     write_entry(path, entry)
     text = path.read_text()
-    assert "null" not in text and "None" not in text
+    assert "null" not in text
+    assert "None" not in text
     assert (
         f'value = "{10**30}"' in text
     )  # > 2^63: a string in TOML, an int-able string in the model
@@ -62,8 +63,10 @@ def test_reviewers_file_rules(tmp_path, keys):
 
 def test_missing_policy_means_strict_defaults_and_bad_levels_are_rejected(tmp_path):
     policy = load_policy(tmp_path)
-    assert policy.audits.min_audits == 1 and policy.audits.trusted_auditors == []
-    assert policy.slither.fails("High", "Medium") and not policy.slither.fails("Low", "High")
+    assert policy.audits.min_audits == 1
+    assert policy.audits.trusted_auditors == []
+    assert policy.slither.fails("High", "Medium")
+    assert not policy.slither.fails("Low", "High")
     (tmp_path / "policy.toml").write_text('[slither]\nfail_impacts = ["Severe"]\n')
     with pytest.raises(ConfigError, match="Severe"):
         load_policy(tmp_path)
@@ -89,14 +92,16 @@ def test_a_valid_audit_counts(keys, policy):
     v = judge(
         make_audit(keys.auditor, [PROXY_HASH], issued_at=TODAY), _target(), policy, today=TODAY
     )
-    assert v.counts and not v.blocking
+    assert v.counts
+    assert not v.blocking
 
 
 def test_audit_of_other_bytecode_does_not_count(keys, policy):
     v = judge(
         make_audit(keys.auditor, [IMPL_HASH], issued_at=TODAY), _target(), policy, today=TODAY
     )
-    assert not v.counts and "does not cover the deployed contract code" in v.reasons[0]
+    assert not v.counts
+    assert "does not cover the deployed contract code" in v.reasons[0]
 
 
 def test_audit_bound_to_another_deployment_does_not_count(keys, policy):
@@ -138,7 +143,8 @@ def test_unresolved_findings_of_failing_severity_block(keys, policy):
         policy,
         today=TODAY,
     )
-    assert v.counts and v.blocking == ["high finding H-1 'drain' is acknowledged"]
+    assert v.counts
+    assert v.blocking == ["high finding H-1 'drain' is acknowledged"]
 
 
 def test_report_file_hash_is_checked_when_at_hand(keys, policy, tmp_path):

@@ -84,7 +84,8 @@ def test_same_reviewer_twice_counts_once(root, keys):
     write_entry(path, entry)
     first = approve_entry(path, keys.reviewers[0], root=root)
     again = approve_entry(path, keys.reviewers[0], root=root)
-    assert len(again.valid) == 1 and first.reviewer == again.reviewer
+    assert len(again.valid) == 1
+    assert first.reviewer == again.reviewer
     assert any("replaced" in d for d in again.dropped)
 
 
@@ -92,8 +93,10 @@ def test_reapproval_after_an_edit_drops_void_signatures(root, approved, keys):
     entry = read_entry(approved)
     write_entry(approved, entry.model_copy(update={"notes": "edited after approval"}))
     result = approve_entry(approved, keys.reviewers[2], root=root)
-    assert len(result.dropped) == 2 and all("void" in d for d in result.dropped)
-    assert result.valid == [keys.reviewers[2].address] and not result.active
+    assert len(result.dropped) == 2
+    assert all("void" in d for d in result.dropped)
+    assert result.valid == [keys.reviewers[2].address]
+    assert not result.active
 
 
 def test_entry_moved_to_another_address_is_refused(root, approved):

@@ -37,7 +37,8 @@ def test_metadata_tail_of_a_real_contract():
     code = _pair_runtime()
     n = metadata_length(code)
     assert n == 0x32 + 2  # solc 0.5.16: bzzr1 hash + solc version
-    assert code[-n] == 0xA2 and strip_metadata(code) == code[:-n]
+    assert code[-n] == 0xA2
+    assert strip_metadata(code) == code[:-n]
     assert metadata_length(b"\x60\x00\x00\x01") == 0  # a length that points at no CBOR map
 
 
@@ -105,12 +106,13 @@ def test_relative_import_above_the_file_moves_the_base_up(tmp_path):
         'pragma solidity ^0.8.0;\nimport "../Owned.sol";\ncontract Main is Owned {}\n'
     )
     bundle = bundle_from_path(tmp_path / "sub" / "Main.sol")
-    assert set(bundle.sources) == {"sub/Main.sol", "Owned.sol"} and bundle.roots == ["sub/Main.sol"]
+    assert set(bundle.sources) == {"sub/Main.sol", "Owned.sol"}
+    assert bundle.roots == ["sub/Main.sol"]
 
 
 def test_missing_import_is_a_config_error(tmp_path):
     (tmp_path / "A.sol").write_text('pragma solidity ^0.8.0;\nimport "./Nope.sol";\n')
-    with pytest.raises(ConfigError, match="Nope.sol"):
+    with pytest.raises(ConfigError, match=r"Nope\.sol"):
         bundle_from_path(tmp_path / "A.sol")
 
 
@@ -127,8 +129,10 @@ def test_metadata_bundle_checks_every_source_hash(tmp_path):
     }
     (tmp_path / "renamed.sol").write_text(text)  # found by its keccak256, whatever its name
     bundle = bundle_from_metadata(meta, tmp_path)
-    assert bundle.target == "src/A.sol:A" and bundle.settings.version == "0.8.37"
-    assert bundle.settings.optimizer_runs == 10 and bundle.settings.explicit
+    assert bundle.target == "src/A.sol:A"
+    assert bundle.settings.version == "0.8.37"
+    assert bundle.settings.optimizer_runs == 10
+    assert bundle.settings.explicit
     (tmp_path / "renamed.sol").write_text(text + "// edited\n")
     with pytest.raises(ConfigError, match="missing"):
         bundle_from_metadata(meta, tmp_path)
