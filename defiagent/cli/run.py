@@ -87,7 +87,7 @@ def run(
             runtime,
             ticks=ticks,
             as_json=as_json,
-            between=lambda n: time.sleep(cfg.tick_seconds) if n else None,
+            between=lambda n: time.sleep(cfg.tick_seconds),
         )
         result = _result(runtime, reports, "run")
     _render(result, reports, as_json, "run")
@@ -142,9 +142,9 @@ def dry_run(
         fork_rpc = JsonRpcClient(fork.url)
 
         def advance(n: int) -> None:
-            if n:
-                fork_rpc.call("evm_increaseTime", int(cfg.tick_seconds))
-                fork_rpc.call("evm_mine")
+            # The fork does not follow the real chain: its clock moves one tick instead.
+            fork_rpc.call("evm_increaseTime", max(1, int(cfg.tick_seconds)))
+            fork_rpc.call("evm_mine")
 
         dry_cfg = dry_run_config(cfg, fork.url, private, workdir / "state")
         with AgentRuntime(

@@ -1,0 +1,188 @@
+"""`defiagent run` and `defiagent dry-run` from a config file, against a local anvil that
+stands in for mainnet, with an allowlist built by the real vetting workflow."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+import tomli_w
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
+from web3 import Web3
+
+from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.devnet import UNIT, deploy_market, fund
+from defiagent.chain.anvil import Anvil
+from defiagent.cli.app import main
+from defiagent.monitoring.audit_log import verify_audit_log
+from defiagent.signing.keystore import write_keystore
+from defiagent.strategy import registry
+from defiagent.strategy.intents import SwapExactIn
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vetting")]
+PASSWORD_ENV = "DEFIAGENT_TEST_KEYSTORE_PASSWORD"
+
+
+class HonestOnce:
+    """Sells 100 DTKN for DUSD on its first tick (min-out from the snapshot's quote)."""
+
+    name = "honest-once"
+
+    class Params:  # the registry validates params through this; a plain dict is enough here
+        @staticmethod
+        def model_validate(params):
+            return params
+
+    def __init__(self, params) -> None:
+        self.base = params["base"]
+        self.quote = params["quote"]
+        self.done = False
+
+    def describe(self) -> str:
+        return "honest-once (test)"
+
+    def propose(self, market, portfolio):
+        if self.done:
+            return []
+        self.done = True
+        amount = 100 * UNIT
+        out = market.quote_out([self.base, self.quote], amount)
+        return [
+            SwapExactIn(
+                token_in=self.base,
+                token_out=self.quote,
+                amount_in=amount,
+                min_amount_out=out * 995 // 1000,
+                reason="test",
+            )
+        ]
+
+
+@pytest.fixture(scope="module")
+def mainnet(tmp_path_factory):
+    # Blocks every second, as a real chain makes them (the TWAP reference needs time to pass).
+    with Anvil(log_dir=tmp_path_factory.mktemp("mainnet"), block_time=1) as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def setup(mainnet, tmp_path_factory):
+    """The market, a vetted allowlist, a funded keystore, and an agent.toml pointing at them."""
+    w3 = Web3(Web3.HTTPProvider(mainnet.url))
+    market = deploy_market(w3)
+    home = tmp_path_factory.mktemp("agent-home")
+    build_demo_allowlist(w3, market, home / "contracts_allowlist")
+    password = secrets.token_urlsafe(16)
+    address = write_keystore(
+        home / "agent-key.json", bytes(Account.create().key), password, light=True
+    )
+    fund(w3, market, address, eth=10 * UNIT, dusd=10_000 * UNIT, dtkn=20_000 * UNIT)
+    d = market.dex
+    config = {
+        "rpc_url": mainnet.url,
+        "chain_id": d.chain_id,
+        "allowlist_dir": "contracts_allowlist",
+        "state_dir": "state",
+        "tick_seconds": 1,
+        "protocols": {"router": d.router, "weth": d.weth, "factory": d.factory},
+        "market": {"numeraire": d.token_a, "twap_min_window_seconds": 1},
+        "strategy": {"name": "honest-once", "params": {"base": d.token_b, "quote": d.token_a}},
+        "signer": {"backend": "keystore", "path": "agent-key.json", "password_env": PASSWORD_ENV},
+    }
+    (home / "agent.toml").write_text(tomli_w.dumps(config))
+    return {"w3": w3, "market": market, "home": home, "address": address, "password": password}
+
+
+@pytest.fixture
+def env(setup, monkeypatch):
+    monkeypatch.setitem(registry.STRATEGIES, "honest-once", HonestOnce)
+    monkeypatch.setenv(PASSWORD_ENV, setup["password"])
+    return setup
+
+
+def test_dry_run_signs_for_a_private_chain_and_leaves_mainnet_alone(env, capsys):
+    w3, home, address = env["w3"], env["home"], env["address"]
+    nonce = w3.eth.get_transaction_count(address)
+    balance = w3.eth.get_balance(address)
+    code = main(
+        [
+            "dry-run",
+            "--fork-url",
+            w3.provider.endpoint_uri,
+            "--config",
+            str(home / "agent.toml"),
+            "--ticks",
+            "2",
+            "--json",
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0, doc
+    assert doc["mode"] == "dry-run"
+    assert doc["fork"]["private_chain_id"] != doc["fork"]["upstream_chain_id"]
+    assert doc["totals"]["executed"] == 1, json.dumps(doc["ticks"], indent=1)[:3000]
+    assert doc["totals"]["transactions"] == 2  # exact approve, then the swap
+    # Nothing reached the real chain, and nothing signed is valid on it.
+    assert w3.eth.get_transaction_count(address) == nonce
+    assert w3.eth.get_balance(address) == balance
+    with open(doc["audit_log"]) as fh:
+        records = [json.loads(line) for line in fh]
+    raws = [r["payload"]["raw"] for r in records if r["kind"] == "execution.signed"]
+    assert raws
+    for raw in raws:
+        assert bytes.fromhex(raw[2:])[0] == 2  # EIP-1559, chain id inside
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        assert tx["chainId"] == doc["fork"]["private_chain_id"]
+    assert verify_audit_log(doc["audit_log"]).ok
+
+
+def test_run_trades_on_the_configured_chain(env, capsys):
+    w3, home, address = env["w3"], env["home"], env["address"]
+    nonce = w3.eth.get_transaction_count(address)
+    code = main(["run", "--config", str(home / "agent.toml"), "--ticks", "1", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0, doc
+    (intent,) = doc["ticks"][0]["intents"]
+    assert intent["status"] == "executed"
+    assert w3.eth.get_transaction_count(address) == nonce + 2
+    assert verify_audit_log(home / "state" / "audit.jsonl").ok
+
+
+def test_run_refuses_with_the_kill_switch_on(env, capsys):
+    home = env["home"]
+    assert (
+        main(["kill-switch", "on", "--reason", "drill", "--config", str(home / "agent.toml")]) == 0
+    )
+    try:
+        assert main(["run", "--config", str(home / "agent.toml"), "--ticks", "1"]) == 1
+        assert "kill switch is on" in capsys.readouterr().err
+    finally:
+        assert main(["kill-switch", "off", "--config", str(home / "agent.toml")]) == 0
+
+
+def test_run_refuses_an_allowlist_that_does_not_verify(env, capsys):
+    home = env["home"]
+    entry = next((home / "contracts_allowlist").rglob("*.toml"))
+    if entry.name in ("reviewers.toml", "policy.toml"):
+        entry = next(p for p in (home / "contracts_allowlist").rglob("0x*.toml"))
+    original = entry.read_text()
+    entry.write_text(original.replace('name = "', 'name = "widened ', 1))  # voids the approvals
+    try:
+        assert main(["run", "--config", str(home / "agent.toml"), "--ticks", "1"]) == 1
+        assert "not valid" in capsys.readouterr().err
+    finally:
+        entry.write_text(original)
+
+
+def test_bad_config_is_one_sentence_exit_2(env, tmp_path, capsys):
+    bad = tmp_path / "agent.toml"
+    bad.write_text(
+        (env["home"] / "agent.toml").read_text().replace("tick_seconds = 1", "tick_seconds = -1")
+    )
+    assert main(["run", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "tick_seconds" in err
+    assert "Traceback" not in err
