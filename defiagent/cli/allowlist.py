@@ -249,7 +249,10 @@ def _status(path: Path, root: Path, reviewers, policy) -> tuple[str, list]:
     fails_problems = structure_problems(path, entry)
     if not fails and not fails_problems:
         return "active", []
-    if all(o.check == "approvals" for o in fails) and not fails_problems:
+    # Only short of approvals: pending. A signature that does not hold (an edit after
+    # signing, a forgery) makes it invalid, so tampering never passes for "pending".
+    short = [o for o in fails if o.check == "approvals" and "required" in o.reason]
+    if len(short) == len(fails) and not fails_problems:
         return "pending", [o.reason for o in fails]
     return "invalid", fails_problems + [o.reason for o in fails]
 
