@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from defiagent.allowlist.models import ActiveAllowlist, AllowedFunction, AllowlistEntry
+from defiagent.allowlist.models import ActiveAllowlist, AllowedFunction, AllowlistEntry, Role
 from defiagent.decisions import Verdict
 from defiagent.execution.models import PlannedCall
 from defiagent.guard.calldata import CalldataError, DecodedCall, decode_call, selector_of
@@ -74,6 +74,20 @@ class GuardContext:
     intents_in_window: int = 0  # this strategy's intents in the rate window, this one included
     fees: FeeQuote | None = None
     risk: RiskState = field(default_factory=RiskState)
+    _index: dict[str, AllowlistEntry] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lower-case index: rules look entries up many times per decision, and checksumming
+        # an address (a keccak) each time would dominate the guard's cost.
+        index = {a.lower(): e for a, e in self.allowlist.entries.items()}
+        object.__setattr__(self, "_index", index)
+
+    def entry(self, address: str) -> AllowlistEntry | None:
+        return self._index.get(address.lower()) if isinstance(address, str) else None
+
+    def is_token(self, address: str) -> bool:
+        e = self.entry(address)
+        return e is not None and e.role in (Role.TOKEN, Role.WRAPPED_NATIVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +101,8 @@ class GuardRequest:
     decode_error: str | None
 
     @classmethod
-    def build(cls, call: PlannedCall, allowlist: ActiveAllowlist) -> GuardRequest:
-        entry = allowlist.get(call.target)
+    def build(cls, call: PlannedCall, ctx: GuardContext) -> GuardRequest:
+        entry = ctx.entry(call.target)
         if entry is not None and entry.revoked:
             entry = None
         function = decoded = error = None

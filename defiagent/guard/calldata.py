@@ -9,7 +9,7 @@ bytes, no dirty padding), so what the guard reads is what the contract will read
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from eth_abi import decode, encode
@@ -30,7 +30,7 @@ class FunctionSignature:
     def canonical(self) -> str:
         return f"{self.name}({','.join(self.types)})"
 
-    @property
+    @cached_property
     def selector(self) -> str:
         return "0x" + keccak(text=self.canonical)[:4].hex()
 
@@ -106,9 +106,14 @@ def _normalise_type(type_: str) -> str:
     return type_
 
 
+@lru_cache(maxsize=8192)
+def checksum(address: str) -> str:
+    return to_checksum_address(address)
+
+
 def _checksum(value: Any) -> Any:
     if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-        return to_checksum_address(value)
+        return checksum(value)
     if isinstance(value, list | tuple):
         return tuple(_checksum(v) for v in value)
     return value

@@ -27,7 +27,7 @@ class Guard:
             raise ValueError(f"a guard without {', '.join(sorted(missing))} would not fail closed")
 
     def decide(self, call: PlannedCall, ctx: GuardContext) -> Decision:
-        req = GuardRequest.build(call, ctx.allowlist)
+        req = GuardRequest.build(call, ctx)
         verdicts: list[Verdict] = []
         for rule in self.rules:
             try:

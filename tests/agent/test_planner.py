@@ -24,7 +24,7 @@ ALLOWLIST = w.allowlist()
 
 
 def decoded(call):
-    req = GuardRequest.build(call, ALLOWLIST)
+    req = GuardRequest.build(call, w.context(allowlist=ALLOWLIST))
     assert req.decoded is not None, req.decode_error
     return req.decoded
 

@@ -20,10 +20,10 @@ class CodehashPinned(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         involved = [req.call.target]
         if req.decoded is not None:
-            involved += [a for _, a in address_args(req.decoded) if ctx.allowlist.get(a)]
+            involved += [a for _, a in address_args(req.decoded) if ctx.entry(a)]
         at = f"at block {ctx.block_number}" if ctx.block_number else "now"
         for address in dict.fromkeys(involved):
-            entry = ctx.allowlist.get(address)
+            entry = ctx.entry(address)
             if entry is None:
                 continue  # target-allowlisted refuses unknown targets
             observed = ctx.codehashes.get(address)

@@ -28,12 +28,12 @@ class SpenderAllowlisted(Rule):
             if c.kind != ConstraintKind.IN_ALLOWLIST:
                 continue
             for address in addresses(req.decoded.args.get(c.arg)):
-                if ctx.allowlist.get(address) is None:
+                if ctx.entry(address) is None:
                     return self.refuse(f"{c.arg}={address} is not on the active allowlist")
         name = req.decoded.function.name
         if name in APPROVAL_FUNCTIONS or name in ALL_OR_NOTHING_APPROVALS:
             spender = approval_spender(req.decoded)
-            entry = ctx.allowlist.get(spender) if spender else None
+            entry = ctx.entry(spender) if spender else None
             if entry is None or entry.revoked:
                 return self.refuse(f"approval to {spender}, which is not on the active allowlist")
             if entry.role in (Role.TOKEN, Role.WRAPPED_NATIVE):

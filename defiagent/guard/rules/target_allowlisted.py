@@ -12,7 +12,7 @@ class TargetAllowlisted(Rule):
     severity = Severity.CRITICAL
 
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
-        entry = ctx.allowlist.get(req.call.target)
+        entry = ctx.entry(req.call.target)
         if entry is None:
             return self.refuse(f"{req.call.target} is not on the active allowlist")
         if entry.revoked:

@@ -29,7 +29,7 @@ class TokensAllowlisted(Rule):
                 names.add(c.arg)
         for name in sorted(names):
             for address in addresses(req.decoded.args[name]):
-                if not ctx.allowlist.is_token(address):
+                if not ctx.is_token(address):
                     return self.refuse(
                         f"{name} includes {address}, which is not an allowlisted token"
                     )
