@@ -251,4 +251,8 @@ class AgentRuntime:
     def _build_signer(self) -> Signer:
         from defiagent.signing.config import build_signer
 
-        return build_signer(self.cfg.signer)
+        signer = build_signer(self.cfg.signer)
+        close = getattr(signer, "close", None)
+        if callable(close):  # a Ledger transport or a KMS client
+            self._stack.callback(close)
+        return signer
