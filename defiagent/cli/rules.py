@@ -30,12 +30,30 @@ def rules_metadata() -> list[dict]:
     return rows
 
 
+def markdown_table() -> str:
+    """The rules table of docs/agent.md, generated from the same metadata."""
+    lines = [
+        "| id | group | severity | what it refuses | config |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rules_metadata():
+        section = f"`[{r['config_section']}]`" if r["config_section"] else ""
+        lines.append(
+            f"| `{r['id']}` | {r['group']} | {r['severity']} | {r['description']} | {section} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 @app.command("list")
 def list_rules(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    markdown: bool = typer.Option(False, "--markdown", help="The table for docs/agent.md."),
 ) -> None:
     """List every rule: id, group (guard, risk, outcome), severity, what it refuses, its config."""
     rows = rules_metadata()
+    if markdown and not as_json:
+        typer.echo(markdown_table(), nl=False)
+        return
 
     def human() -> None:
         table = Table(title="defiagent rules", show_lines=False)
