@@ -10,7 +10,7 @@ from __future__ import annotations
 from defiagent.agent.ports import ExecutionResult
 from defiagent.errors import InfraError, Refused
 from defiagent.execution.executor import Executor
-from defiagent.execution.journal import State
+from defiagent.execution.journal import IN_FLIGHT, State
 from defiagent.execution.models import PlannedCall
 from defiagent.simulation.models import SimulationOutcome
 
@@ -18,6 +18,13 @@ from defiagent.simulation.models import SimulationOutcome
 class JournaledExecutor:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+
+    def settle(self) -> list[dict]:
+        """Reconcile what an earlier failure left in flight (the executor refuses new work
+        until then); returns what was settled, for the audit log."""
+        if not self.executor.journal.entries(IN_FLIGHT):
+            return []
+        return [r.model_dump(mode="json") for r in self.executor.reconcile()]
 
     def execute(self, call: PlannedCall, outcome: SimulationOutcome) -> ExecutionResult:
         try:

@@ -119,6 +119,10 @@ class Agent:
                 p.metrics.ticks.labels(outcome="kill-switch").inc()
                 return TickReport(tick=self.tick_no, skipped="the kill switch is on")
             try:
+                settle = getattr(p.executor, "settle", None)
+                settled = settle() if callable(settle) else []
+                if settled:
+                    p.audit.record("reconciled", {"tick": self.tick_no, "entries": settled})
                 with p.metrics.time("snapshot"):
                     market, portfolio, base_ctx = self._observe()
             except DefiagentError as exc:
@@ -296,6 +300,8 @@ class Agent:
             "why": intent.reason,
         }
 
+        hashes: list[str] = []
+
         def refused(stage: str, refusals: list[Refusal], plan: list[str] | None = None):
             for r in refusals:
                 p.metrics.refusals.labels(rule=r.rule).inc()
@@ -308,7 +314,12 @@ class Agent:
                 },
             )
             return IntentReport(
-                **base, plan=plan or [], status="refused", stage=stage, refusals=refusals
+                **base,
+                plan=plan or [],
+                status="refused",
+                stage=stage,
+                refusals=refusals,
+                tx_hashes=list(hashes),  # calls of the plan already sent, if any
             )
 
         # plan
@@ -366,7 +377,6 @@ class Agent:
             return refused("outcome", _dedupe(refusals), plan)
 
         # execute call by call; a later call is simulated again on the state just mined
-        hashes: list[str] = []
         for index, (call, outcome) in enumerate(zip(calls, outcomes, strict=True)):
             if index > 0:
                 try:

@@ -148,3 +148,42 @@ def test_code_changed_after_approval_is_refused(start_agent, cw3, market, signer
     assert codehash, intent.refusals
     assert "changed since it was approved" in codehash[0].reason
     assert nonce(cw3, signer) == before
+
+
+def test_a_crashing_or_lying_strategy_is_contained(start_agent, cw3, signer):
+    class Crashes:
+        name = "crashes"
+
+        def describe(self) -> str:
+            return "crashes"
+
+        def propose(self, market, portfolio):
+            raise RuntimeError("model output was not JSON")
+
+    class ReturnsJunk:
+        name = "junk"
+
+        def describe(self) -> str:
+            return "junk"
+
+        def propose(self, market, portfolio):
+            return [{"kind": "transfer", "to": "0x" + "de" * 20}, "send everything"]
+
+    before = nonce(cw3, signer)
+    runtime = start_agent([Crashes(), ReturnsJunk()])
+    report = runtime.agent.tick()
+    assert report.skipped is None
+    assert [i.status for i in report.intents] == ["refused", "refused"]
+    assert {r.rule for i in report.intents for r in i.refusals} == {"intent-schema"}
+    assert "strategy-error" in kinds(runtime.audit_path)
+    assert nonce(cw3, signer) == before
+
+
+def test_metrics_count_what_happened(start_agent, market):
+    runtime = start_agent([Honest(market)])
+    runtime.agent.tick()
+    m = runtime.metrics
+    assert m.value("defiagent_intents_total", strategy="honest", kind="swap-exact-in") == 1
+    assert m.value("defiagent_sends_total", status="mined") == 2
+    assert m.value("defiagent_stage_seconds_count", stage="guard") == 1
+    assert m.value("defiagent_stage_seconds_count", stage="simulate") >= 1
