@@ -62,7 +62,7 @@ def propose(
         help="router, pool, factory, token, wrapped-native, lending-market, oracle, other.",
     ),
     sources: Path = typer.Option(
-        None, "--sources", help="Source folder (may hold a solc metadata.json)."
+        None, "--sources", help="Sources: a .sol file, or a folder (may hold a solc metadata.json)."
     ),
     sourcify_url: str = typer.Option(
         None, "--sourcify-url", help="Fetch sources from this Sourcify server."

@@ -99,7 +99,7 @@ def vet(
     sources: Path = typer.Option(
         None,
         "--sources",
-        help="Sources of the deployed contract (a folder, may hold metadata.json).",
+        help="Sources of the deployed contract: a .sol file, or a folder (may hold metadata.json).",
     ),
     sourcify_url: str = typer.Option(
         None, "--sourcify-url", help="Fetch sources from this Sourcify server."

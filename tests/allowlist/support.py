@@ -5,7 +5,6 @@ Every key is a throwaway made here (Account.create()); nothing secret is stored.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -27,21 +26,19 @@ from defiagent.allowlist.models import (
 from defiagent.allowlist.store import entry_path
 from defiagent.allowlist.tomlio import write_entry
 from defiagent.allowlist.workflow import approve_entry
-from defiagent.toolchain import node_modules, solc_versions
 from defiagent.vetting.audits import sign_audit
 from defiagent.vetting.bundle import (
     CompilerSettings,
     SourceBundle,
-    bundle_from_metadata,
     bundle_from_path,
 )
 from defiagent.vetting.compiler import Compilation, CompiledContract, compile_bundle
+from defiagent.vetting.npm_sources import npm_sources
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "contracts"
 DEMO_TOKEN = (
     Path(__file__).resolve().parents[2] / "defiagent" / "devchain" / "sol" / "DemoToken.sol"
 )
-UNISWAP_SETTINGS = CompilerSettings(optimizer_runs=999999, evm_version="istanbul", explicit=True)
 
 # Written reasons a reviewer gives for Slither findings in audited Uniswap V2 code. Keyed by
 # check: the reviewer read each finding; these are the conclusions of that reading.
@@ -132,31 +129,14 @@ def make_audit(
 
 def uniswap_bundle(which: str) -> SourceBundle:
     """The sources (and build settings) of the real Uniswap V2 / WETH9 / OZ contracts."""
-    nm = node_modules()
-    if which == "pair":
-        artifact = json.loads((nm / "@uniswap/v2-core/build/UniswapV2Pair.json").read_text())
-        return bundle_from_metadata(json.loads(artifact["metadata"]), nm / "@uniswap/v2-core")
-    if which == "factory":
-        return bundle_from_path(
-            nm / "@uniswap/v2-core/contracts/UniswapV2Factory.sol", settings=UNISWAP_SETTINGS
-        )
-    if which == "router":
-        settings = UNISWAP_SETTINGS.model_copy(update={"version": "0.6.6"})
-        return bundle_from_path(
-            nm / "@uniswap/v2-periphery/contracts/UniswapV2Router02.sol", settings=settings
-        )
-    if which == "weth":
-        # canonical-weth 1.4.0 was built by truffle with solc 0.5.0, optimizer off.
-        if "0.5.0" in solc_versions():
-            settings = CompilerSettings(version="0.5.0", optimizer_enabled=False, explicit=True)
-            return bundle_from_path(nm / "canonical-weth/contracts/WETH9.sol", settings=settings)
-        return bundle_from_path(
-            nm / "canonical-weth/contracts/WETH9.sol",
-            settings=CompilerSettings(optimizer_enabled=False, explicit=True),
-        )
-    if which == "token":
-        return bundle_from_path(DEMO_TOKEN)
-    raise ValueError(which)
+    names = {
+        "pair": "uniswap-v2-pair",
+        "factory": "uniswap-v2-factory",
+        "router": "uniswap-v2-router02",
+        "weth": "weth9",
+        "token": "demo-token",
+    }
+    return npm_sources(names[which])
 
 
 @cache
