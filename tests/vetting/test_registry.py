@@ -13,7 +13,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "allowlist.md"
 def test_every_check_has_metadata_and_is_documented():
     text = DOCS.read_text()
     for check_id, cls in REGISTRY.items():
-        assert cls.description and cls.severity in ("error", "warning")
+        assert cls.description
+        assert cls.severity in ("error", "warning")
         assert f"| `{check_id}` |" in text, f"{check_id} is missing from docs/allowlist.md"
     for detector in CUSTOM_DETECTORS:
         assert f"`{detector.ARGUMENT}`" in text
