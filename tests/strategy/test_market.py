@@ -82,3 +82,38 @@ def test_reader_twap_and_a_manipulated_spot(w3, uniswap):
     portfolio = observer.portfolio(d.deployer, spenders=[d.router])
     assert portfolio.balance(d.token_a) > 0
     assert f"{d.token_a}:{d.router}" in portfolio.allowances
+
+
+@pytest.mark.slow
+def test_chainlink_reference_agreement_deviation_and_staleness(w3, uniswap):
+    from pathlib import Path
+
+    from defiagent.devchain.artifacts import compile_contract
+    from defiagent.devchain.deploy import deploy
+    from defiagent.market.references import ChainlinkReference
+
+    d = uniswap
+    artifact = compile_contract(
+        Path(__file__).parent / "sol" / "TestPriceFeed.sol", "TestPriceFeed"
+    )
+    feed = deploy(w3, artifact, 8, sender=d.deployer)
+    observer = MarketObserver(
+        w3,
+        pools=[d.pair],
+        tokens=[d.token_a, d.token_b],
+        reference=ChainlinkReference({(d.token_b, d.token_a): feed.address}),  # DTKN in DUSD
+        limits=PriceSanityLimits(max_deviation_bps=300, max_reference_age_seconds=600),
+    )
+
+    def set_feed(price: float, age: int = 0) -> None:
+        now = w3.eth.get_block("latest")["timestamp"]
+        tx = feed.functions.set(int(price * 10**8), now - age).transact({"from": d.deployer})
+        w3.eth.wait_for_transaction_receipt(tx)
+
+    set_feed(0.5)
+    check = observer.snapshot().price_checks[0]
+    assert check.ok, check.reason
+    set_feed(0.6)
+    assert "deviates" in observer.snapshot().price_checks[0].reason
+    set_feed(0.5, age=3600)
+    assert "old" in observer.snapshot().price_checks[0].reason
