@@ -106,6 +106,7 @@ def propose_entry(
     policy: Policy | None = None,
     reviewers: Reviewers | None = None,
     today: date | None = None,
+    replace: bool = False,
 ) -> Proposal:
     """Vet a deployed contract and write its proposed entry and review report (unapproved).
 
@@ -114,6 +115,12 @@ def propose_entry(
     """
     root = Path(root)
     role = Role(role)
+    reader = rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
+    existing = entry_path(root, reader.chain_id, address) if not replace else None
+    if existing is not None and existing.is_file() and read_entry(existing).approvals:
+        raise ConfigError(
+            f"{existing} already exists with approvals: revoke it, or pass replace=True"
+        )
     policy = policy or load_policy(root)
     if reviewers is None:
         try:
@@ -121,7 +128,6 @@ def propose_entry(
         except ConfigError:
             reviewers = None  # triage cannot be judged yet; the report will say so
     records = [a if isinstance(a, AuditRecord) else load_audit(Path(a)) for a in audits]
-    reader = rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
     vetting = vet_address(
         reader,
         address,

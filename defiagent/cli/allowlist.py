@@ -83,6 +83,7 @@ def propose(
     optimizer_runs: int = typer.Option(None, "--optimizer-runs"),
     no_optimizer: bool = typer.Option(False, "--no-optimizer"),
     evm_version: str = typer.Option(None, "--evm-version"),
+    replace: bool = typer.Option(False, "--replace", help="Replace an entry that has approvals."),
     allowlist: Path = ALLOWLIST_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
@@ -110,6 +111,7 @@ def propose(
         max_approve=int(max_approve, 0) if max_approve else None,
         allowed_callees=callee,
         settings=settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version),
+        replace=replace,
     )
     data = {
         "ok": True,

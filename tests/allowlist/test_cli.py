@@ -116,6 +116,22 @@ def test_review_workflow_from_the_command_line(capsys, cli_world):
     assert out["active"]
     assert len(out["valid_approvals"]) == 2
 
+    # Proposing again over an approved entry needs --replace (it would void the approvals).
+    code, out = run(
+        capsys,
+        "allowlist",
+        "propose",
+        w["token"],
+        "--rpc-url",
+        w["url"],
+        "--name",
+        "x",
+        *al,
+        "--json",
+    )
+    assert code == 2
+    assert "already exists with approvals" in out["error"]["message"]
+
     code, out = run(capsys, "allowlist", "verify", "--rpc-url", w["url"], *al, "--json")
     assert code == 0
     assert out["ok"]
