@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -92,6 +93,7 @@ class AgentParts:
     max_gas_per_tx: int = 1_000_000
     priority_fee_per_gas: int = 10**9
     spenders: Sequence[str] = ()
+    state_dir: Path | None = None  # where the spend ledger and portfolio history persist
     clock: Callable[[], float] = time.time
 
 
@@ -99,8 +101,12 @@ class Agent:
     def __init__(self, parts: AgentParts) -> None:
         self.p = parts
         self.rate = RateWindow(parts.rate_window_seconds)
-        self.spend = SpendLedger(parts.spend_window_seconds)
-        self.history = PortfolioHistory(loss_window_seconds=parts.loss_window_seconds)
+        d = parts.state_dir
+        self.spend = SpendLedger(parts.spend_window_seconds, d / "spend.jsonl" if d else None)
+        self.history = PortfolioHistory(
+            loss_window_seconds=parts.loss_window_seconds,
+            path=d / "portfolio.jsonl" if d else None,
+        )
         self.tick_no = 0
 
     def warm_up(self) -> None:

@@ -209,6 +209,7 @@ class AgentRuntime:
                 max_gas_per_tx=min(cfg.simulation.max_gas_per_tx, cfg.fees.max_gas_limit),
                 priority_fee_per_gas=cfg.fees.priority_fee_per_gas,
                 spenders=[cfg.protocols.router],
+                state_dir=cfg.state_dir,
             )
         )
         self.explanations = [s.describe() for s in strategies] + guard.explain()

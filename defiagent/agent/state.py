@@ -1,8 +1,15 @@
-"""The agent's short memory that limits read: intents per strategy, spend per window."""
+"""The agent's short memory that limits read: intents per strategy, spend per window.
+
+The spend ledger can be kept in a file in the state dir, so restarting the agent does not
+reset the window a value cap counts over.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
+from pathlib import Path
 
 
 class RateWindow:
@@ -21,16 +28,45 @@ class RateWindow:
         return len(events)
 
 
-class SpendLedger:
-    """Numeraire value spent by sent transactions, in a sliding window."""
+def load_points(path: Path | None) -> list[tuple[float, float]]:
+    """(time, value) pairs from a JSON-lines file; unreadable lines are skipped."""
+    if path is None or not path.is_file():
+        return []
+    points = []
+    for line in path.read_text().splitlines():
+        try:
+            t, v = json.loads(line)
+            points.append((float(t), float(v)))
+        except (ValueError, TypeError):
+            continue
+    return points
 
-    def __init__(self, window_seconds: float) -> None:
+
+def append_point(path: Path | None, t: float, value: float) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, (json.dumps([t, value]) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SpendLedger:
+    """Numeraire value spent by sent transactions, in a sliding window (persisted if a path
+    is given: a restart must not reset a value cap)."""
+
+    def __init__(self, window_seconds: float, path: Path | None = None) -> None:
         self.window = window_seconds
-        self._spends: deque[tuple[float, float]] = deque()
+        self.path = path
+        self._spends: deque[tuple[float, float]] = deque(load_points(path))
 
     def add(self, now: float, value: float) -> None:
         if value > 0:
             self._spends.append((now, value))
+            append_point(self.path, now, value)
 
     def spent(self, now: float) -> float:
         while self._spends and now - self._spends[0][0] >= self.window:

@@ -149,3 +149,22 @@ def test_raw_call_is_passed_through_verbatim_for_the_guard_to_refuse():
         "raw-call",
     )
     assert call.expected == []
+
+
+def test_spend_and_losses_survive_a_restart(tmp_path):
+    from defiagent.agent.state import SpendLedger
+    from defiagent.risk.pnl import PortfolioHistory
+
+    ledger = SpendLedger(3600, tmp_path / "spend.jsonl")
+    ledger.add(1000.0, 400.0)
+    ledger.add(2000.0, 100.0)
+    again = SpendLedger(3600, tmp_path / "spend.jsonl")
+    assert again.spent(2500.0) == 500.0
+    assert again.spent(5700.0) == 0.0  # both fell out of the window
+
+    history = PortfolioHistory(loss_window_seconds=86_400, path=tmp_path / "portfolio.jsonl")
+    history.record(0.0, 100_000.0)
+    restarted = PortfolioHistory(loss_window_seconds=86_400, path=tmp_path / "portfolio.jsonl")
+    state = restarted.state(60.0, 97_000.0)
+    assert state.loss_pct_in_window == pytest.approx(3.0)
+    assert state.drawdown_pct == pytest.approx(3.0)
