@@ -214,31 +214,33 @@ class SourceMatches(Check):
             m = unit.source_match
             subject = f"{unit.label} {unit.address}"
             if m is None:
-                if unit is logic and ctx.slither_note and "matched" in ctx.slither_note:
-                    out.append(self.outcome("pass", ctx.slither_note, subject))
+                recorded = ctx.entry.slither if ctx.entry is not None else None
+                if unit is logic and ctx.slither_from_codehash:
+                    out.append(self.outcome("pass", ctx.slither_note or "", subject))
+                elif (
+                    unit is logic
+                    and recorded is not None
+                    and recorded.codehash == unit.codehash
+                    and recorded.source_match in ("full", "partial")
+                ):
+                    reason = f"{recorded.source_match} match, as recorded in the entry (no sources given now)"
+                    out.append(self.outcome("pass", reason, subject))
                 elif unit is logic and minimum != "none":
-                    out.append(
-                        self.outcome(
-                            "fail", f"no sources were given for the {unit.label} code", subject
-                        )
-                    )
+                    reason = f"no sources were given for the {unit.label} code"
+                    out.append(self.outcome("fail", reason, subject))
                 else:
+                    reason = f"no sources were given for the {unit.label} code"
                     out.append(
-                        Outcome(
-                            check=self.id,
-                            status="warn",
-                            subject=subject,
-                            reason=f"no sources were given for the {unit.label} code",
-                        )
+                        Outcome(check=self.id, status="warn", subject=subject, reason=reason)
                     )
                 continue
             if m.meets(minimum):
                 status: Status = "pass" if m.level in ("full", "partial") else "warn"
-                out.append(self.outcome(status, f"{m.level} match: {m.reason}", subject))
+                out.append(self.outcome(status, f"{m.label()}: {m.reason}", subject))
             else:
                 out.append(
                     self.outcome(
-                        "fail", f"{m.level} match (policy needs {minimum}): {m.reason}", subject
+                        "fail", f"{m.label()} (policy needs {minimum}): {m.reason}", subject
                     )
                 )
         return out

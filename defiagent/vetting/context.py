@@ -61,6 +61,7 @@ class VetContext:
     slither: GateResult | None = None
     slither_error: str | None = None  # why Slither could not give a result
     slither_note: str | None = None  # e.g. "reused the cached result for this codehash"
+    slither_from_codehash: bool = False  # result reused from a run whose sources matched
     audits: list[AuditRecord] = field(default_factory=list)
     entry: AllowlistEntry | None = None
     abi: list | None = None  # ABI of the logic code, when sources matched

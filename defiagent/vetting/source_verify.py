@@ -26,6 +26,9 @@ class SourceMatch(BaseModel):
     origin: str = ""
     reason: str
 
+    def label(self) -> str:
+        return {"full": "full match", "partial": "partial match"}.get(self.level, self.level)
+
     def meets(self, minimum: str) -> bool:
         return minimum == "none" or _RANK[self.level] >= _RANK.get(minimum, 3)
 

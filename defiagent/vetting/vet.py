@@ -216,7 +216,7 @@ def vet_address(
         if match is not None and not match.meets(policy.sources.min_match):
             ctx.slither_error = (
                 f"Slither was not run: the sources do not describe the deployed {logic.label} code "
-                f"({match.level} match)"
+                f"({match.label()})"
             )
         else:
             try:
@@ -242,13 +242,12 @@ def vet_address(
     else:
         result = cached_for_codehash(logic.codehash)
         if result is not None:
+            ctx.slither_from_codehash = True
             ctx.slither_note = (
                 "reused the Slither result cached for this codehash; its sources matched "
                 "the deployed code when it was made"
             )
-        elif entry is not None and entry.slither is not None:
-            ctx.slither_error = None
-        else:
+        elif entry is None or entry.slither is None:  # else: judge the entry's record
             ctx.slither_error = (
                 f"no sources for the {logic.label} code, so Slither cannot run "
                 "(give --sources DIR or a Sourcify URL)"
