@@ -32,6 +32,7 @@ from defiagent.execution.models import PlannedCall
 from defiagent.execution.planner import Planner
 from defiagent.guard.base import FeeQuote, GuardContext
 from defiagent.guard.guard import Guard
+from defiagent.guard.touched import TouchedCodePinned
 from defiagent.guard.valuation import outflow_value
 from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
 from defiagent.market.observer import MarketObserver, numeraire_prices
@@ -378,7 +379,7 @@ class Agent:
         )
         refusals = []
         for call, outcome in zip(calls, outcomes, strict=True):
-            refusals += self._check(intent.id, call, outcome, check_ctx)
+            refusals += self._check(intent.id, call, outcome, check_ctx, ctx)
         if refusals:
             return refused("outcome", _dedupe(refusals), plan)
 
@@ -392,7 +393,7 @@ class Agent:
                     return refused(
                         "simulation", [Refusal(rule="simulation", reason=exc.message)], plan
                     )
-                again = self._check(intent.id, call, outcome, check_ctx)
+                again = self._check(intent.id, call, outcome, check_ctx, ctx)
                 if again:
                     return refused("outcome", _dedupe(again), plan)
             with p.metrics.time("execute"):
@@ -418,11 +419,18 @@ class Agent:
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
 
     def _check(
-        self, intent_id: str, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext
+        self,
+        intent_id: str,
+        call: PlannedCall,
+        outcome: SimulationOutcome,
+        ctx: CheckContext,
+        guard_ctx: GuardContext,
     ) -> list[Refusal]:
         p = self.p
         with p.metrics.time("check"):
-            decision = run_checks(call, outcome, ctx)
+            checked = run_checks(call, outcome, ctx)
+            pinned = TouchedCodePinned().check(list(outcome.touched), guard_ctx)
+            decision = Decision(verdicts=[*checked.verdicts, pinned])
         p.audit.record(
             "simulation",
             {

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from defiagent.cli.output import console, emit
 from defiagent.guard.registry import ALL_RULES
+from defiagent.guard.touched import TouchedCodePinned
 from defiagent.simulation import checks as outcome_checks
 
 app = typer.Typer(help="The guard rules, risk limits and outcome checks.", no_args_is_help=True)
@@ -14,6 +15,19 @@ app = typer.Typer(help="The guard rules, risk limits and outcome checks.", no_ar
 
 def rules_metadata() -> list[dict]:
     rows = [cls.metadata() for cls in ALL_RULES]
+    t = TouchedCodePinned
+    rows.append(
+        {
+            "id": t.id,
+            "title": t.title,
+            "group": "outcome",
+            "severity": str(t.severity),
+            "description": t.description,
+            "threat": t.threat,
+            "config_section": None,
+            "config": {},
+        }
+    )
     for check in outcome_checks.describe():
         rows.append(
             {

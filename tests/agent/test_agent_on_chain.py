@@ -188,3 +188,25 @@ def test_metrics_count_what_happened(start_agent, market):
     assert m.value("defiagent_sends_total", status="mined") == 2
     assert m.value("defiagent_stage_seconds_count", stage="guard") == 1
     assert m.value("defiagent_stage_seconds_count", stage="simulate") >= 1
+
+
+def test_a_pool_changed_after_approval_is_refused_after_simulation(
+    start_agent, cw3, market, signer
+):
+    """The router and the tokens are intact, so the guard passes; the swap goes through the
+    pair, whose code now differs by one metadata byte (same behaviour, other codehash)."""
+    pair = market.dex.pair
+    original = cw3.eth.get_code(pair).to_0x_hex()
+    tweaked = original[:-2] + ("00" if original[-2:] != "00" else "01")
+    runtime = start_agent([Honest(market)])
+    before = nonce(cw3, signer)
+    cw3.provider.make_request("anvil_setCode", [pair, tweaked])
+    try:
+        report = runtime.agent.tick()
+    finally:
+        cw3.provider.make_request("anvil_setCode", [pair, original])
+    (intent,) = report.intents
+    assert intent.status == "refused"
+    assert intent.stage == "outcome"
+    assert {r.rule for r in intent.refusals} == {"touched-code-pinned"}
+    assert nonce(cw3, signer) == before

@@ -158,8 +158,9 @@ def test_proxy_implementation_drift_is_refused():
     impl = w.addr(0x9002)
     al = w.allowlist(w.proxy_entry(proxied, impl))
     call = plan(Approve(token=proxied, spender=ROUTER, amount=5))[0]
-    assert decide(call, context(allowlist=al)).allowed
     ctx = context(allowlist=al)
+    ctx = dataclasses.replace(ctx, prices={**ctx.prices, proxied: 1e-18})
+    assert decide(call, ctx).allowed
     moved = dataclasses.replace(
         ctx, implementations={proxied: (w.addr(0x9003), w.codehash_of("impl"))}
     )
@@ -217,6 +218,15 @@ def test_approval_above_the_plan_is_refused():
     call = plan(Approve(token=DTKN, spender=ROUTER, amount=10 * E18))[0]
     inflated = call.model_copy(update={"allowed_approvals": {f"{DTKN}:{ROUTER}": E18}})
     assert refused_by(decide(inflated)) == {"approval-bounded"}
+
+
+def test_approval_of_an_unpriced_token_is_refused():
+    unknown = w.addr(0x5555)
+    al = w.allowlist(w.entry(unknown, "Unpriced", w.Role.TOKEN, w.scopes.token_functions()))
+    call = plan(Approve(token=unknown, spender=ROUTER, amount=5))[0]
+    d = decide(call, context(allowlist=al))
+    assert refused_by(d) == {"approval-bounded"}
+    assert "cannot be valued" in d.reason()
 
 
 def test_approval_value_cap():

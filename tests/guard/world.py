@@ -7,7 +7,13 @@ import dataclasses
 from eth_utils import keccak, to_checksum_address
 
 from defiagent.agent import scopes
-from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, ProxyInfo, ProxyKind, Role
+from defiagent.allowlist.models import (
+    ActiveAllowlist,
+    AllowlistEntry,
+    ProxyInfo,
+    ProxyKind,
+    Role,
+)
 from defiagent.execution.planner import Planner, ProtocolAddresses
 from defiagent.guard.base import FeeQuote, GuardContext, RiskState
 from defiagent.guard.guard import Guard

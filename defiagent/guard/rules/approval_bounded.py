@@ -16,7 +16,7 @@ from defiagent.guard.conventions import (
 
 class ApprovalBoundedConfig(RuleConfig):
     max_value: float | None = Field(
-        default=None, description="largest approval, valued in the numeraire (unset: no value cap)"
+        default=1_000.0, gt=0, description="largest approval, valued in the numeraire"
     )
 
 
