@@ -123,7 +123,7 @@ def findings(result: dict) -> list[SlitherFinding]:
                 check=d["check"],
                 impact=d["impact"],
                 confidence=d["confidence"],
-                description=(d.get("description") or "").strip().splitlines()[0][:300],
+                description=" ".join((d.get("description") or "").split())[:400],
                 location=d.get("first_markdown_element") or "",
             )
         )

@@ -201,3 +201,22 @@ def test_revetting_an_approved_contract_is_instant(stack):
     vetting = vet_address(stack.url, stack.d.router, **common)
     assert vetting.report.passed
     assert "cached for this codehash" in vetting.report.slither_note
+
+
+def test_vet_on_another_machine_judges_the_recorded_result(stack, tmp_path, monkeypatch):
+    from defiagent.allowlist.tomlio import read_entry
+    from defiagent.vetting.vet import vet_address
+
+    monkeypatch.setenv("DEFIAGENT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    entry = read_entry(stack.paths["pair"])
+    vetting = vet_address(
+        stack.url,
+        stack.d.pair,
+        policy=load_policy(stack.root),
+        reviewers=load_reviewers(stack.root),
+        entry=entry,
+    )
+    assert vetting.report.passed, [o.reason for o in vetting.report.failures()]
+    by_check = {o.check: o.reason for o in vetting.report.outcomes}
+    assert by_check["source-match"].startswith("full match, as recorded in the entry")
+    assert by_check["slither-gate"].startswith("recorded Slither result")
