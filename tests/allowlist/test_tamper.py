@@ -124,3 +124,28 @@ def test_revoked_entry_is_never_active(root, approved):
     assert load_active_allowlist(root, 31337).entries == {}
     with pytest.raises(Refused, match="revoked"):
         approve_entry(approved, object(), root=root)
+
+
+class MinimalSigner:
+    """Only what the Signer protocol promises approve_entry: .address and sign_typed_data."""
+
+    def __init__(self, account) -> None:
+        self._account = account
+        self.address = account.address
+
+    def sign_typed_data(self, typed_data: dict) -> bytes:
+        return bytes(self._account.sign_typed_data(full_message=typed_data).signature)
+
+
+def test_any_signer_backend_can_approve_and_a_lying_one_is_refused(root, keys):
+    entry = rich_entry(keys)
+    path = entry_path(root, entry.chain_id, entry.address)
+    write_entry(path, entry)
+    approve_entry(path, MinimalSigner(keys.reviewers[0]), root=root)
+    approve_entry(path, keys.reviewers[1], root=root)  # an eth-account LocalAccount
+    assert load_active_allowlist(root, 31337).get(entry.address) is not None
+
+    liar = MinimalSigner(keys.outsider)
+    liar.address = keys.reviewers[2].address  # claims a reviewer's address, signs with another key
+    with pytest.raises(Refused, match="recovers to"):
+        approve_entry(path, liar, root=root)
