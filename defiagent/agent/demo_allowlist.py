@@ -31,20 +31,11 @@ from defiagent.allowlist.models import (
 )
 from defiagent.allowlist.store import load_active_allowlist
 from defiagent.allowlist.workflow import approve_entry, propose_entry, sidecar, triage_finding
-from defiagent.devchain.artifacts import SOL_DIR
 from defiagent.errors import Refused
-from defiagent.toolchain import node_modules
 from defiagent.vetting.audits import sign_audit
-from defiagent.vetting.bundle import (
-    CompilerSettings,
-    SourceBundle,
-    bundle_from_metadata,
-    bundle_from_path,
-)
+from defiagent.vetting.bundle import SourceBundle
+from defiagent.vetting.npm_sources import npm_sources
 from defiagent.vetting.slither_gate import findings as slither_findings
-
-# How the npm artifacts were built (Uniswap's own build settings).
-UNISWAP_SETTINGS = CompilerSettings(optimizer_runs=999999, evm_version="istanbul", explicit=True)
 
 # What the demo reviewer writes for Slither findings on the audited Uniswap V2 code.
 TRIAGE_REASONS = {
@@ -62,28 +53,18 @@ TRIAGE_REASONS = {
 GENERIC_REASON = "demo triage: reviewed against the audited upstream source; benign here"
 
 
+# The devchain deploys the npm packages' own bytecode; these are the sources behind it.
+_NPM_SOURCES = {
+    "pair": "uniswap-v2-pair",
+    "factory": "uniswap-v2-factory",
+    "router": "uniswap-v2-router02",
+    "weth": "weth9",
+    "token": "demo-token",
+}
+
+
 def _sources(which: str) -> SourceBundle:
-    nm = node_modules()
-    if which == "pair":
-        artifact = json.loads((nm / "@uniswap/v2-core/build/UniswapV2Pair.json").read_text())
-        return bundle_from_metadata(json.loads(artifact["metadata"]), nm / "@uniswap/v2-core")
-    if which == "factory":
-        return bundle_from_path(
-            nm / "@uniswap/v2-core/contracts/UniswapV2Factory.sol", settings=UNISWAP_SETTINGS
-        )
-    if which == "router":
-        return bundle_from_path(
-            nm / "@uniswap/v2-periphery/contracts/UniswapV2Router02.sol",
-            settings=UNISWAP_SETTINGS.model_copy(update={"version": "0.6.6"}),
-        )
-    if which == "weth":  # built by devnet.weth9_from_source
-        return bundle_from_path(
-            nm / "canonical-weth/contracts/WETH9.sol",
-            settings=CompilerSettings(version="0.5.16", optimizer_runs=200, explicit=True),
-        )
-    if which == "token":
-        return bundle_from_path(SOL_DIR / "DemoToken.sol")
-    raise ValueError(which)
+    return npm_sources(_NPM_SOURCES[which])
 
 
 def _write_trust_roots(root: Path, reviewers: list, auditor) -> None:

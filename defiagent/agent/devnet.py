@@ -13,17 +13,15 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 
 from defiagent.devchain import artifacts
-from defiagent.devchain.artifacts import Artifact, compile_contract
 from defiagent.devchain.deploy import (
     MAX_UINT,
     UniswapV2Deployment,
     add_liquidity,
     contract,
     create_pool,
-    deploy,
+    deploy_uniswap_v2,
 )
 from defiagent.errors import InfraError
-from defiagent.toolchain import node_modules
 from defiagent.types import Address
 
 UNIT = 10**18
@@ -56,37 +54,6 @@ def _wait(w3: Web3, tx_hash) -> None:
         raise InfraError("a set-up transaction reverted on the local chain")
 
 
-def weth9_from_source() -> Artifact:
-    """WETH9 compiled here from canonical-weth's own source (solc 0.5.16, optimizer 200).
-
-    The npm artifact was built with solc 0.5.0, which the toolchain does not ship, so its
-    bytecode could not be bound to its source during vetting; this build can.
-    """
-    return compile_contract(node_modules() / "canonical-weth" / "contracts" / "WETH9.sol", "WETH9")
-
-
-def deploy_stack(w3: Web3) -> UniswapV2Deployment:
-    """Factory and Router02 (npm artifacts), WETH9 (from source) and two OZ ERC-20s."""
-    sender = Web3.to_checksum_address(w3.eth.accounts[0])
-    factory = deploy(w3, artifacts.uniswap_v2_factory(), sender, sender=sender)
-    weth = deploy(w3, weth9_from_source(), sender=sender)
-    router = deploy(
-        w3, artifacts.uniswap_v2_router02(), factory.address, weth.address, sender=sender
-    )
-    supply = 10**27
-    token_a = deploy(w3, artifacts.demo_token(), "Demo USD", "DUSD", supply, sender=sender)
-    token_b = deploy(w3, artifacts.demo_token(), "Demo Token", "DTKN", supply, sender=sender)
-    return UniswapV2Deployment(
-        chain_id=w3.eth.chain_id,
-        deployer=sender,
-        factory=factory.address,
-        router=router.address,
-        weth=weth.address,
-        token_a=token_a.address,
-        token_b=token_b.address,
-    )
-
-
 def deploy_market(
     w3: Web3,
     *,
@@ -96,7 +63,7 @@ def deploy_market(
     eth_price: int = 2_000,
 ) -> DemoMarket:
     """Uniswap V2 + DUSD/DTKN pool (1 DTKN = 0.5 DUSD) + WETH/DUSD pool (1 ETH = eth_price)."""
-    dex = create_pool(w3, deploy_stack(w3), dusd_liquidity, dtkn_liquidity)
+    dex = create_pool(w3, deploy_uniswap_v2(w3), dusd_liquidity, dtkn_liquidity)
     weth = contract(w3, artifacts.weth9(), dex.weth)
     _wait(w3, weth.functions.deposit().transact({"from": dex.deployer, "value": weth_liquidity}))
     pair = add_liquidity(w3, dex, dex.weth, dex.token_a, weth_liquidity, weth_liquidity * eth_price)

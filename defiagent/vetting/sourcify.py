@@ -7,6 +7,7 @@ produce a mismatch, never a false match.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -39,7 +40,10 @@ class SourcifyClient:
         self.use_cache = use_cache
 
     def _cache_path(self, chain_id: int, address: str):
-        return cache_dir("sourcify", str(chain_id)) / f"{to_checksum_address(address)}.json"
+        # Keyed by server too: one server's answer must never stand in for another's.
+        server = hashlib.sha256(self.base_url.encode()).hexdigest()[:16]
+        folder = cache_dir("sourcify", server, str(chain_id))
+        return folder / f"{to_checksum_address(address)}.json"
 
     def contract(self, chain_id: int, address: str) -> dict[str, Any] | None:
         """Sourcify's JSON for a verified contract; None when it is not verified there."""
