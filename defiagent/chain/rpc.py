@@ -8,8 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import requests
-
+from defiagent.chain.transport import HttpTransport, TransportError
 from defiagent.errors import InfraError
 
 
@@ -26,8 +25,15 @@ class JsonRpcClient:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url
         self.timeout = timeout
-        self._session = requests.Session()
+        self._transport = HttpTransport(url, timeout=timeout)
         self._ids = itertools.count(1)
+
+    def post(self, payload: Any, what: str) -> Any:
+        """Send one JSON-RPC request or batch; transport failures become RpcError."""
+        try:
+            return self._transport.post(payload)
+        except TransportError as exc:
+            raise RpcError(f"RPC {self.url} did not answer {what}: {exc}") from exc
 
     def call(self, method: str, *params: Any) -> Any:
         payload = {
@@ -36,14 +42,9 @@ class JsonRpcClient:
             "method": method,
             "params": list(params),
         }
-        try:
-            response = self._session.post(self.url, json=payload, timeout=self.timeout)
-            response.raise_for_status()
-            body = response.json()
-        except requests.RequestException as exc:
-            raise RpcError(f"RPC {self.url} did not answer {method}: {exc}") from exc
-        except ValueError as exc:
-            raise RpcError(f"RPC {self.url} sent a non-JSON answer to {method}") from exc
+        body = self.post(payload, method)
+        if not isinstance(body, dict):
+            raise RpcError(f"RPC {self.url} sent a malformed answer to {method}")
         if "error" in body:
             err = body["error"] or {}
             raise RpcError(
@@ -54,4 +55,4 @@ class JsonRpcClient:
         return body.get("result")
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()

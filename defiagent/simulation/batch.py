@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-
 from defiagent.chain.rpc import JsonRpcClient, RpcError
 
 
@@ -23,14 +21,7 @@ class BatchRpcClient(JsonRpcClient):
         for _ in range(len(requests_) - 1):
             next(self._ids)
         names = ", ".join(m for m, _ in requests_)
-        try:
-            response = self._session.post(self.url, json=payload, timeout=self.timeout)
-            response.raise_for_status()
-            body = response.json()
-        except requests.RequestException as exc:
-            raise RpcError(f"RPC {self.url} did not answer {names}: {exc}") from exc
-        except ValueError as exc:
-            raise RpcError(f"RPC {self.url} sent a non-JSON answer to {names}") from exc
+        body = self.post(payload, names)
         if not isinstance(body, list):
             err = body.get("error", body) if isinstance(body, dict) else body
             raise RpcError(f"RPC {self.url} refused the batch {names}: {err}")

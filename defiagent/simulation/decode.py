@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
+from eth_utils import to_checksum_address as _to_checksum_address
 
 from defiagent.simulation.models import ETH, ApprovalChange, Log
+
+# A keccak per call: the same few addresses come back in every trace and log.
+to_checksum_address = lru_cache(maxsize=4096)(_to_checksum_address)
 
 TRANSFER = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 APPROVAL = "0x" + keccak(text="Approval(address,address,uint256)").hex()

@@ -82,11 +82,15 @@ class ForkManager:
         self.chain_id = int(self.rpc.call("eth_chainId"), 16)
         return self
 
-    def stop(self) -> None:
+    def stop_following(self) -> None:
+        """Stop the follower thread (if any); sync() keeps working inline."""
         self._stop.set()
         if self._follower is not None:
             self._follower.join(timeout=5)
             self._follower = None
+
+    def stop(self) -> None:
+        self.stop_following()
         if self._rpc is not None:
             self._rpc.close()
             self._rpc = None

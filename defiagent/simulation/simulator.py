@@ -14,6 +14,7 @@ Anything that stops the simulation from running raises InfraError: the caller re
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,7 +65,8 @@ class Simulator:
         self.sync = sync  # move the fork to the upstream head before each simulation
         self._has_code: set[str] = set()  # code does not vanish (EIP-6780), so this only grows
         self._token_meta: dict[str, TokenMeta] = {}
-        self._last: list[PlannedCall] = []
+        # The last few plans simulated: what a new block's cold cache is warmed with.
+        self._recent: deque[list[PlannedCall]] = deque(maxlen=3)
         if prefetch:
             fork.warmers.append(self._prefetch)
 
@@ -72,17 +74,20 @@ class Simulator:
         """After a background reset: replay the last calls (results dropped) so the state
         they read (pools, balances, code) is fetched from the upstream now, not on the hot
         path. Runs in the follower thread, so it uses its own connection."""
-        calls = self._last
-        if not calls:
+        plans = list(self._recent)
+        if not plans:
             return
         client = BatchRpcClient(self.fork.url, timeout=self.fork.rpc_timeout)
         try:
-            tokens = _plan_tokens(calls)
-            sim_calls = [_balance_call(t, c.sender) for c in calls for t in tokens]
-            sim_calls += [_tx(c) for c in calls]
-            client.batch(
-                [("eth_simulateV1", [{"blockStateCalls": [{"calls": sim_calls}]}, "latest"])]
-            )
+            requests = []
+            for calls in plans:  # each plan on its own: they are alternatives, not a sequence
+                tokens = _plan_tokens(calls)
+                sim_calls = [_balance_call(t, c.sender) for c in calls for t in tokens]
+                sim_calls += [_tx(c) for c in calls]
+                requests.append(
+                    ("eth_simulateV1", [{"blockStateCalls": [{"calls": sim_calls}]}, "latest"])
+                )
+            client.batch(requests)
         finally:
             client.close()
 
@@ -110,7 +115,8 @@ class Simulator:
             with self.fork.lock:
                 # Read under the lock: a follower thread may have moved the fork since sync().
                 block = self.fork.block_number
-                self._last = list(calls)
+                if not self._recent or self._recent[-1] != list(calls):
+                    self._recent.append(list(calls))
                 return self._run(list(calls), block)
         except RpcError as exc:
             raise InfraError(
@@ -168,13 +174,7 @@ class Simulator:
             "eth_simulateV1",
             [{"blockStateCalls": [state_calls], "traceTransfers": True, "validation": False}, tag],
         )
-        if len(calls) == 1:
-            trace_req = ("debug_traceCall", [_tx(calls[0]), tag, {"tracer": "callTracer"}])
-            result, trace = self.fork.rpc.batch([simulate, trace_req])
-            traces = [trace]
-        else:
-            (result,) = self.fork.rpc.batch([simulate])
-            traces = self._trace_sequence(calls, result, positions, tag)
+        result, traces = self._simulate_and_trace(simulate, calls, tag)
         try:
             results = result[0]["calls"]
         except (TypeError, KeyError, IndexError) as exc:
@@ -233,40 +233,33 @@ class Simulator:
             sender=call.sender,
         )
 
-    def _trace_sequence(
-        self,
-        calls: list[PlannedCall],
-        result: Any,
-        positions: list[tuple[int, int, int]],
-        tag: str,
-    ) -> list[dict[str, Any]]:
-        """Trace each call on the state its predecessors leave: replay them in a snapshot."""
+    def _simulate_and_trace(
+        self, simulate: tuple[str, list[Any]], calls: list[PlannedCall], tag: str
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """eth_simulateV1 for the whole plan, and a call trace per call.
+
+        Call k is traced on the state calls 1..k-1 leave: their prestate diffs become the
+        state overrides of its debug_traceCall. Nothing is mined or reverted on the fork,
+        and a plan of n calls costs n round trips (the first one shared with the simulation).
+        """
         rpc = self.fork.rpc
-        try:
-            gas = [int(result[0]["calls"][i]["gasUsed"], 16) for _, i, _ in positions]
-        except (TypeError, KeyError, IndexError) as exc:
-            raise InfraError("the fork returned a simulation result that cannot be read") from exc
-        snapshot = rpc.call("evm_snapshot")
-        traces = []
-        try:
-            for n, call in enumerate(calls):
-                traces.append(
-                    rpc.call("debug_traceCall", _tx(call), "latest", {"tracer": "callTracer"})
-                )
-                if n == len(calls) - 1:
-                    break
-                # Fees are zero here as in eth_simulateV1, so the replay spends no ETH.
-                rpc.call("anvil_setNextBlockBaseFeePerGas", "0x0")
-                tx = {
-                    **_tx(call),
-                    "gas": hex(gas[n] * 2 + 50_000),
-                    "maxFeePerGas": "0x0",
-                    "maxPriorityFeePerGas": "0x0",
-                }
-                rpc.call("eth_sendTransaction", tx)
-        finally:
-            rpc.call("evm_revert", snapshot)
-        return traces
+        overrides: dict[str, dict[str, Any]] = {}
+        traces: list[dict[str, Any]] = []
+        result: Any = None
+        for n, call in enumerate(calls):
+            last = n == len(calls) - 1
+            requests = [simulate] if n == 0 else []
+            requests.append(("debug_traceCall", [_tx(call), tag, _tracer("callTracer", overrides)]))
+            if not last:
+                diff = _tracer("prestateTracer", overrides, {"diffMode": True})
+                requests.append(("debug_traceCall", [_tx(call), tag, diff]))
+            answers = rpc.batch(requests)
+            if n == 0:
+                result, answers = answers[0], answers[1:]
+            traces.append(answers[0])
+            if not last:
+                overrides = _apply_diff(overrides, answers[1])
+        return result, traces
 
     def _touched(self, traces: list[dict[str, Any]]) -> list[list[str]]:
         """Contracts entered per trace: called addresses with code, plus anything created."""
@@ -281,6 +274,56 @@ class Simulator:
         return [
             [a for a in called if a in self._has_code] + created for called, created in per_trace
         ]
+
+
+def _tracer(name: str, overrides: dict, config: dict | None = None) -> dict[str, Any]:
+    options: dict[str, Any] = {"tracer": name}
+    if config:
+        options["tracerConfig"] = config
+    if overrides:
+        options["stateOverrides"] = overrides
+    return options
+
+
+_ZERO_WORD = "0x" + "00" * 32
+
+
+def _apply_diff(overrides: dict[str, dict[str, Any]], diff: Any) -> dict[str, dict[str, Any]]:
+    """Fold a prestateTracer diff (diffMode) into state overrides for the next call.
+
+    In diff mode both sides list only what changed: a slot in `pre` but not in `post` was
+    cleared, an account in `pre` but not in `post` was deleted.
+    """
+    if not isinstance(diff, dict) or "post" not in diff:
+        raise InfraError("the fork returned a state diff that cannot be read")
+    # Copy the nested slot maps too: earlier overrides stay as they were.
+    merged = {
+        addr: {k: dict(v) if isinstance(v, dict) else v for k, v in acct.items()}
+        for addr, acct in overrides.items()
+    }
+    pre, post = diff.get("pre") or {}, diff.get("post") or {}
+    for addr, acct in pre.items():
+        if addr not in post:
+            merged[addr] = {"balance": "0x0", "nonce": "0x0", "code": "0x", "state": {}}
+            continue
+        cleared = set(acct.get("storage") or {}) - set(post[addr].get("storage") or {})
+        if cleared:
+            target = merged.setdefault(addr, {})
+            slots = target.setdefault("state" if "state" in target else "stateDiff", {})
+            slots.update(dict.fromkeys(cleared, _ZERO_WORD))
+    for addr, acct in post.items():
+        target = merged.setdefault(addr, {})
+        for key in ("balance", "code"):
+            if key in acct:
+                target[key] = acct[key]
+        if "nonce" in acct:
+            nonce = acct["nonce"]
+            target["nonce"] = hex(nonce) if isinstance(nonce, int) else nonce
+        if acct.get("storage"):
+            target.setdefault("state" if "state" in target else "stateDiff", {}).update(
+                acct["storage"]
+            )
+    return merged
 
 
 def _word(res: dict[str, Any]) -> int:
