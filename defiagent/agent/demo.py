@@ -10,24 +10,23 @@ refused with its reason -> the audit log verified at the end.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 
 from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.demo_signers import demo_signer
 from defiagent.agent.devnet import UNIT, DemoMarket, MarketNoise, deploy_market, fund
 from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
 from defiagent.chain.anvil import Anvil
 from defiagent.config import AgentConfig, parse_config
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
-from defiagent.signing.keystore import KeystoreSigner, write_keystore
 from defiagent.strategy.mean_reversion import MeanReversion, MeanReversionParams
 from defiagent.strategy.rogue import RogueParams, RogueStrategy
 
@@ -51,7 +50,9 @@ class DemoResult(BaseModel):
     balances_end: dict[str, float]
 
 
-def demo_config(market: DemoMarket, *, rpc_url: str, workdir: Path, key_path: Path) -> AgentConfig:
+def demo_config(
+    market: DemoMarket, *, rpc_url: str, workdir: Path, signer_table: dict
+) -> AgentConfig:
     d = market.dex
     return parse_config(
         {
@@ -74,11 +75,7 @@ def demo_config(market: DemoMarket, *, rpc_url: str, workdir: Path, key_path: Pa
             },
             "risk": {"max_daily_loss": {"max_loss_pct": 5}},
             # How a real deployment would name the key; the demo hands the signer over directly.
-            "signer": {
-                "backend": "keystore",
-                "path": str(key_path),
-                "password_env": "DEFIAGENT_KEYSTORE_PASSWORD",
-            },
+            "signer": signer_table,
         },
         source="the demo config",
     )
@@ -100,22 +97,20 @@ def run_demo(
     *,
     workdir: Path | None = None,
     on_event: Callable[[str, Any], None] | None = None,
+    signer_backend: str = "keystore",
 ) -> DemoResult:
     emit = on_event or (lambda kind, data: None)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="defiagent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    with Anvil(log_dir=workdir / "anvil") as node:
+    with ExitStack() as stack:
+        node = stack.enter_context(Anvil(log_dir=workdir / "anvil"))
         w3 = Web3(Web3.HTTPProvider(node.url))
         emit("stage", "deploying Uniswap V2, WETH9 and two ERC-20 tokens")
         market = deploy_market(w3)
         noise = MarketNoise(w3, market)
 
-        emit("stage", "creating the agent's encrypted keystore")
-        key_path = workdir / "agent-keystore.json"
-        password = secrets.token_urlsafe(24)  # in memory only
-        write_keystore(key_path, bytes(Account.create().key), password, light=True)
-        signer = KeystoreSigner(key_path, password)
-        del password
+        emit("stage", f"opening the agent's signer ({signer_backend})")
+        signer, signer_table = stack.enter_context(demo_signer(signer_backend, workdir))
         fund(w3, market, signer.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
 
         emit("stage", "vetting the contracts, two reviewers approving them")
@@ -123,7 +118,7 @@ def run_demo(
             w3, market, workdir / "allowlist", on_step=lambda text: emit("stage", text)
         )
 
-        cfg = demo_config(market, rpc_url=node.url, workdir=workdir, key_path=key_path)
+        cfg = demo_config(market, rpc_url=node.url, workdir=workdir, signer_table=signer_table)
         strategies = [
             MeanReversion(
                 MeanReversionParams(

@@ -16,16 +16,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from defiagent.agent.demo import ROGUE_TICK, run_demo
+from defiagent.agent.demo_signers import BACKENDS
 from defiagent.cli.agent_output import print_tick, summary_table, totals
 from defiagent.cli.output import console, emit, err_console
-from defiagent.errors import Refused
+from defiagent.errors import ConfigError, Refused
 
 
 def demo(
     ticks: int = typer.Option(8, "--ticks", min=1, max=200, help="Agent ticks to run."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
+    signer: str = typer.Option(
+        "keystore",
+        "--signer",
+        help="The agent's signer: keystore, ledger (emulated device over TCP) or kms (local KMS).",
+    ),
 ) -> None:
     """Run the guarded agent on a local chain: honest trades sent, rogue requests refused."""
+    if signer not in BACKENDS:
+        raise ConfigError(f"--signer must be one of {', '.join(BACKENDS)}, not {signer!r}")
     status = err_console.status("starting", spinner="dots")
     if not as_json:
         status.start()
@@ -49,7 +57,7 @@ def demo(
                 status.start()
 
     try:
-        result = run_demo(ticks, on_event=on_event)
+        result = run_demo(ticks, on_event=on_event, signer_backend=signer)
     finally:
         status.stop()
     rogue = [i for t in result.ticks for i in t.intents if i.strategy == "rogue"]

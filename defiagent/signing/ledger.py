@@ -9,6 +9,7 @@ opens the USB HID device with `ledgereth.comms.init_dongle`; tests inject
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Protocol
 
 from eth_utils import to_checksum_address
@@ -43,6 +44,15 @@ class Dongle(Protocol):
     def exchange(self, apdu: bytes, timeout: int = ...) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+def _forget_cached_dongle(dongle: Dongle) -> None:
+    """ledgereth keeps the dongle it opened in a module cache: drop a closed one from it,
+    or the next signer in this process would be handed a dead transport."""
+    comms = sys.modules.get("ledgereth.comms")
+    if comms is not None and getattr(comms, "DONGLE_CACHE", None) is dongle:
+        comms.DONGLE_CACHE = None
+        comms.DONGLE_CONFIG_CACHE = None
 
 
 def open_hid_dongle() -> Dongle:
@@ -109,7 +119,9 @@ class LedgerSigner:
                     remedy="confirm on the device sooner, or check the connection",
                 ) from exc
             raise apdu.error_for_status(exc.sw, action) from exc
-        except OSError as exc:  # unplugged mid-call
+        except (OSError, AttributeError) as exc:
+            # Unplugged mid-call, or a transport whose connection is gone (ledgerblue's TCP
+            # transport has no socket once closed): no answer, so nothing was signed.
             raise InfraError(f"the Ledger connection failed during {action}: {exc}") from exc
 
     def _send_chunked(self, ins: int, payload: bytes, action: str, **split: Any) -> bytes:
@@ -130,6 +142,7 @@ class LedgerSigner:
     def close(self) -> None:
         if self._dongle is not None:
             self._dongle.close()
+            _forget_cached_dongle(self._dongle)
             self._dongle = None
 
     # --- app and address -----------------------------------------------------------

@@ -186,3 +186,70 @@ def test_bad_config_is_one_sentence_exit_2(env, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "tick_seconds" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("backend", ["ledger", "kms"])
+def test_dry_run_runs_unchanged_with_a_ledger_or_a_kms_signer(env, backend, capsys, monkeypatch):
+    """The same config, only [signer] changed: the Ledger through ledgerblue's real TCP
+    transport to an emulated device, KMS through real boto3 calls to a local KMS."""
+    import tomllib
+    from contextlib import ExitStack
+
+    w3, home = env["w3"], env["home"]
+    config = tomllib.loads((home / "agent.toml").read_text())
+    with ExitStack() as stack:
+        if backend == "ledger":
+            import ledgerblue.comm
+            import ledgereth.comms
+
+            from defiagent.signing.testing.ledger_tcp import LedgerTcpEmulator
+
+            device = stack.enter_context(LedgerTcpEmulator())
+            # What LEDGER_PROXY_ADDRESS/PORT select when set before ledgerblue is imported.
+            monkeypatch.setattr(ledgerblue.comm, "TCP_PROXY", (device.host, device.port))
+            monkeypatch.setattr(ledgereth.comms, "DONGLE_CACHE", None)
+            monkeypatch.setattr(ledgereth.comms, "DONGLE_CONFIG_CACHE", None)
+            config["signer"] = {"backend": "ledger"}
+        else:
+            from defiagent.signing.testing.moto_kms import LocalKms
+
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            kms = stack.enter_context(LocalKms("us-east-1"))
+            config["signer"] = {
+                "backend": "kms",
+                "key_id": kms.create_key(),
+                "region": "us-east-1",
+                "endpoint_url": kms.endpoint_url,
+            }
+        config["state_dir"] = f"state-{backend}"
+        path = home / f"agent-{backend}.toml"
+        path.write_text(tomli_w.dumps(config))
+
+        assert main(["signer", "address", "--config", str(path), "--json"]) == 0
+        address = Web3.to_checksum_address(json.loads(capsys.readouterr().out)["address"])
+        fund(w3, env["market"], address, eth=10 * UNIT, dusd=10_000 * UNIT, dtkn=20_000 * UNIT)
+        nonce = w3.eth.get_transaction_count(address)
+
+        code = main(
+            [
+                "dry-run",
+                "--fork-url",
+                w3.provider.endpoint_uri,
+                "--config",
+                str(path),
+                "--ticks",
+                "2",
+                "--json",
+            ]
+        )
+        doc = json.loads(capsys.readouterr().out)
+    assert code == 0, doc
+    assert doc["totals"]["executed"] == 1, json.dumps(doc["ticks"], indent=1)[:3000]
+    assert doc["totals"]["transactions"] == 2
+    assert w3.eth.get_transaction_count(address) == nonce  # the real chain saw nothing
+    with open(doc["audit_log"]) as fh:
+        raws = [r["payload"]["raw"] for r in map(json.loads, fh) if r["kind"] == "execution.signed"]
+    assert raws
+    for raw in raws:  # signed by this backend's key, for the fork's private chain
+        assert Account.recover_transaction(raw) == address

@@ -1,0 +1,103 @@
+"""The demo's agent signer, with any of the three backends.
+
+keystore: a throwaway encrypted keystore, its password generated in memory.
+ledger:   an emulated Ledger (real secp256k1 key from a fresh mnemonic) served over TCP and
+          reached through ledgerblue's real TCP transport: the signer's APDU code is the
+          production code.
+kms:      a local KMS (moto on loopback, DIGEST honoured) reached through real boto3 calls.
+Each yields the signer and the `[signer]` table a real deployment would write.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+
+from defiagent.errors import ConfigError
+from defiagent.signing.base import Signer
+from defiagent.signing.config import KmsSignerConfig, LedgerSignerConfig, build_signer
+
+BACKENDS = ("keystore", "ledger", "kms")
+
+
+@contextmanager
+def demo_signer(backend: str, workdir: Path) -> Iterator[tuple[Signer, dict[str, Any]]]:
+    if backend == "keystore":
+        yield _keystore(workdir)
+    elif backend == "ledger":
+        with _ledger() as pair:
+            yield pair
+    elif backend == "kms":
+        with _kms() as pair:
+            yield pair
+    else:
+        raise ConfigError(f"unknown signer {backend!r} (choose {', '.join(BACKENDS)})")
+
+
+def _keystore(workdir: Path) -> tuple[Signer, dict[str, Any]]:
+    from defiagent.signing.keystore import KeystoreSigner, write_keystore
+
+    key_path = workdir / "agent-keystore.json"
+    password = secrets.token_urlsafe(24)  # in memory only
+    write_keystore(key_path, bytes(Account.create().key), password, light=True)
+    signer = KeystoreSigner(key_path, password)
+    table = {
+        "backend": "keystore",
+        "path": str(key_path),
+        "password_env": "DEFIAGENT_KEYSTORE_PASSWORD",
+    }
+    return signer, table
+
+
+@contextmanager
+def _ledger() -> Iterator[tuple[Signer, dict[str, Any]]]:
+    from ledgerblue.commTCP import getDongle
+
+    from defiagent.signing.testing.ledger_tcp import LedgerTcpEmulator
+
+    with LedgerTcpEmulator() as device:
+        cfg = LedgerSignerConfig(backend="ledger")
+        signer = build_signer(cfg, ledger_dongle=getDongle(device.host, device.port))
+        try:
+            yield signer, cfg.model_dump(mode="json", exclude_none=True)
+        finally:
+            close = getattr(signer, "close", None)
+            if close:
+                close()
+
+
+@contextmanager
+def _kms() -> Iterator[tuple[Signer, dict[str, Any]]]:
+    try:
+        from defiagent.signing.testing.moto_kms import LocalKms
+    except ImportError as exc:  # moto is a dev dependency
+        raise ConfigError("the local KMS needs moto: run scripts/bootstrap") from exc
+    # The local KMS takes any credentials; never hand it the operator's real ones.
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+    # The emulator's placeholder credentials (moto accepts anything): not a secret.
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    try:
+        with LocalKms("us-east-1") as kms:
+            cfg = KmsSignerConfig(
+                backend="kms",
+                key_id=kms.create_key(),
+                region="us-east-1",
+                endpoint_url=kms.endpoint_url,
+            )
+            yield build_signer(cfg), cfg.model_dump(mode="json", exclude_none=True)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
