@@ -11,52 +11,17 @@ from dataclasses import dataclass
 
 from eth_utils import keccak
 
+from defiagent import abi_signature
 from defiagent.allowlist.models import AllowedFunction, ArgConstraint, ConstraintKind, Role
-
-
-def _split_top(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    if "".join(current).strip():
-        parts.append("".join(current).strip())
-    return parts
 
 
 def parse_signature(signature: str) -> tuple[str, list[tuple[str, str]]]:
     """'approve(address spender,uint256 amount)' -> ('approve', [('address','spender'), ...])."""
-    signature = signature.strip()
-    if "(" not in signature or not signature.endswith(")"):
-        raise ValueError(f"{signature!r} is not a function signature")
-    name, _, rest = signature.partition("(")
-    params = []
-    for i, part in enumerate(_split_top(rest[:-1])):
-        tokens = part.rsplit(" ", 1) if not part.endswith(")") and " " in part else [part]
-        typ = tokens[0].strip()
-        for word in ("calldata", "memory", "storage", "payable"):
-            typ = typ.replace(f" {word}", "")
-        arg = tokens[1].strip() if len(tokens) > 1 else f"arg{i}"
-        params.append((_canonical_type(typ), arg))
-    return name.strip(), params
-
-
-def _canonical_type(typ: str) -> str:
-    typ = typ.strip()
-    aliases = {"uint": "uint256", "int": "int256", "byte": "bytes1"}
-    suffix = ""
-    while typ.endswith("]"):
-        i = typ.rindex("[")
-        suffix = typ[i:] + suffix
-        typ = typ[:i]
-    return aliases.get(typ, typ) + suffix
+    try:
+        parsed = abi_signature.parse_signature(signature)
+    except abi_signature.SignatureError as exc:
+        raise ValueError(str(exc)) from None
+    return parsed.name, list(zip(parsed.types, parsed.names, strict=True))
 
 
 def canonical(signature: str) -> str:

@@ -9,30 +9,17 @@ bytes, no dirty padding), so what the guard reads is what the contract will read
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from defiagent.abi_signature import FunctionSignature, SignatureError, parse_signature
 
 
-class CalldataError(ValueError):
+class CalldataError(SignatureError):
     """The calldata does not match the function it claims to call."""
-
-
-@dataclass(frozen=True)
-class FunctionSignature:
-    name: str
-    types: tuple[str, ...]
-    names: tuple[str, ...]
-
-    @property
-    def canonical(self) -> str:
-        return f"{self.name}({','.join(self.types)})"
-
-    @cached_property
-    def selector(self) -> str:
-        return "0x" + keccak(text=self.canonical)[:4].hex()
 
 
 @dataclass(frozen=True)
@@ -42,68 +29,6 @@ class DecodedCall:
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.args.get(name, default)
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    if current:
-        parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _split_param(part: str) -> tuple[str, str | None]:
-    """'(address a,uint256 b)[] xs' -> ('(address,uint256)[]', 'xs'); 'uint x' -> ('uint256', 'x')."""
-    part = part.strip()
-    if part.startswith("("):
-        depth = 0
-        for close, ch in enumerate(part):  # noqa: B007 - close is read after the loop
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0:
-                break
-        inner = ",".join(_split_param(p)[0] for p in _split_top_level(part[1:close]))
-        rest = part[close + 1 :]
-        suffix = rest.split()[0] if rest and not rest[0].isspace() else ""
-        names = rest[len(suffix) :].split()
-        type_ = f"({inner}){suffix}"
-    else:
-        tokens = part.split()
-        type_, names = _normalise_type(tokens[0]), tokens[1:]
-    names = [n for n in names if n not in ("memory", "calldata", "storage", "indexed", "payable")]
-    return type_, (names[-1] if names else None)
-
-
-@lru_cache(maxsize=1024)
-def parse_signature(signature: str) -> FunctionSignature:
-    signature = signature.strip()
-    open_at = signature.find("(")
-    if open_at <= 0 or not signature.endswith(")"):
-        raise CalldataError(f"{signature!r} is not a function signature")
-    name = signature[:open_at].strip()
-    types, names = [], []
-    for i, part in enumerate(_split_top_level(signature[open_at + 1 : -1])):
-        type_, arg = _split_param(part)
-        types.append(type_)
-        names.append(arg or f"arg{i}")
-    return FunctionSignature(name=name, types=tuple(types), names=tuple(names))
-
-
-def _normalise_type(type_: str) -> str:
-    if type_.startswith("uint") and (len(type_) == 4 or type_[4] == "["):
-        return "uint256" + type_[4:]
-    if type_.startswith("int") and (len(type_) == 3 or type_[3] == "["):
-        return "int256" + type_[3:]
-    return type_
 
 
 @lru_cache(maxsize=8192)
