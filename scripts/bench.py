@@ -375,7 +375,9 @@ def run(n: int, cold_n: int, baseline_n: int, workdir: Path, console: Console) -
 
 
 def render(results: dict[str, Any], console: Console) -> None:
-    table = Table(title=f"defiagent bench: {results['swaps']} swap intents (approve + swap) on a local anvil")
+    table = Table(
+        title=f"defiagent bench: {results['swaps']} swap intents (approve + swap) on a local anvil"
+    )
     for column in ("stage", "p50 ms", "p95 ms", "count"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for s in [*results["stages"], results["baseline"]]:
