@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import typer
 
 from defiagent import __version__
-from defiagent.cli import allowlist as allowlist_cmd
-from defiagent.cli import audit_log, demo, doctor, keystore, kill_switch, rules, signer
-from defiagent.cli import run as run_cmd
-from defiagent.cli import vet as vet_cmd
 from defiagent.cli.output import err_console, print_json
 from defiagent.errors import DefiagentError
 
@@ -42,17 +39,47 @@ def root(
         os.environ["DEFIAGENT_DEBUG"] = "1"
 
 
-app.command("doctor")(doctor.doctor)
-app.command("demo")(demo.demo)
-app.add_typer(keystore.app, name="keystore")
-app.add_typer(signer.app, name="signer")
-app.command("run")(run_cmd.run)
-app.command("dry-run")(run_cmd.dry_run)
-app.add_typer(kill_switch.app, name="kill-switch")
-app.add_typer(audit_log.app, name="audit-log")
-app.add_typer(rules.app, name="rules")
-app.add_typer(allowlist_cmd.app, name="allowlist")
-app.command("vet")(vet_cmd.vet)
+# Command name -> (module, attribute, is a group). Modules are imported only when their
+# command runs (or for --help): importing every command pulls in web3, the agent and the
+# demo, about a second before anything happens.
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "doctor": ("defiagent.cli.doctor", "doctor", False),
+    "demo": ("defiagent.cli.demo", "demo", False),
+    "run": ("defiagent.cli.run", "run", False),
+    "dry-run": ("defiagent.cli.run", "dry_run", False),
+    "vet": ("defiagent.cli.vet", "vet", False),
+    "keystore": ("defiagent.cli.keystore", "app", True),
+    "signer": ("defiagent.cli.signer", "app", True),
+    "kill-switch": ("defiagent.cli.kill_switch", "app", True),
+    "audit-log": ("defiagent.cli.audit_log", "app", True),
+    "rules": ("defiagent.cli.rules", "app", True),
+    "allowlist": ("defiagent.cli.allowlist", "app", True),
+}
+_GLOBAL_FLAGS = {"--debug", "--version", "--help"}
+_registered: set[str] = set()
+
+
+def register(names: list[str] | None = None) -> typer.Typer:
+    """Add the named commands (all when None) to the app, importing their modules."""
+    for name in COMMANDS if names is None else names:
+        if name in _registered:
+            continue
+        module, attribute, is_group = COMMANDS[name]
+        target = getattr(importlib.import_module(module), attribute)
+        if is_group:
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+        _registered.add(name)
+    return app
+
+
+def _command_named_in(argv: list[str]) -> str | None:
+    for token in argv:
+        if token in _GLOBAL_FLAGS:
+            continue
+        return token if token in COMMANDS else None
+    return None
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -70,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     as_json = "--json" in argv
+    wanted = _command_named_in(argv)
+    register([wanted] if wanted else None)
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="defiagent", standalone_mode=False)

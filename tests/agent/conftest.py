@@ -81,7 +81,8 @@ def start_agent(chain, cw3, market, signer, allowlist, tmp_path):
     stack = contextlib.ExitStack()
 
     def start(strategies, *, allowlist_override=None, **overrides):
-        cfg = demo_config(market, rpc_url=chain.url, workdir=tmp_path, key_path=signer.path)
+        table = {"backend": "keystore", "path": str(signer.path), "password_env": "UNUSED"}
+        cfg = demo_config(market, rpc_url=chain.url, workdir=tmp_path, signer_table=table)
         if overrides:
             cfg = cfg.model_copy(update=overrides)
         runtime = stack.enter_context(

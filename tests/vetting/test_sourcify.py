@@ -108,7 +108,12 @@ def test_vet_with_sources_from_sourcify_and_its_cache(sourcify, uniswap, anvil):
     assert len(sourcify.requests) == 1
 
 
-def test_not_verified_is_none_and_vetting_fails_closed(sourcify, uniswap, anvil):
+def test_not_verified_is_none_and_vetting_fails_closed(
+    sourcify, uniswap, anvil, tmp_path, monkeypatch
+):
+    # Nothing known about this code: no Slither result cached for its codehash by an earlier
+    # vet (that reuse is by design, and would rightly pass here).
+    monkeypatch.setenv("DEFIAGENT_CACHE_DIR", str(tmp_path / "empty-cache"))
     client = SourcifyClient(sourcify.url)
     assert client.bundle(uniswap.chain_id, uniswap.router) is None
     vetting = vet_address(anvil.url, uniswap.router, policy=Policy(), sourcify=client)
