@@ -12,23 +12,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from defiagent.errors import ConfigError, InfraError, ToolMissing
-from defiagent.toolchain import REMEDY, solc_wrapper_path
+from defiagent.errors import ConfigError, InfraError
+from defiagent.toolchain import solc_wrapper_path
 from defiagent.vetting.bundle import SourceBundle
+from defiagent.vetting.slither_cli import WITH_DETECTORS
 from defiagent.vetting.solc import select_version, solc_env
-
-
-def slither_executable() -> Path:
-    # Prefer the one installed next to this interpreter (the project's venv).
-    beside = Path(sys.executable).parent / "slither"
-    if beside.is_file():
-        return beside
-    found = shutil.which("slither")
-    if not found:
-        raise ToolMissing("slither is not installed", remedy=REMEDY)
-    return Path(found)
 
 
 def _sol_files(target: Path) -> list[Path]:
@@ -55,60 +46,71 @@ def run_slither(
         raise ConfigError(f"{target} holds no .sol file")
     version = solc_version or select_version(files)
     with tempfile.TemporaryDirectory(prefix="defiagent-slither-") as tmp:
-        out = Path(tmp) / "slither.json"
-        env = solc_env(version, [target.parent if target.is_file() else target])
-        env["PYTHONWARNINGS"] = "ignore"
+        only: list[str] = []
         if target.is_file():
             # Analyse just this file, from its real folder (so its imports resolve there).
             cwd = target.parent
-            env["DEFIAGENT_SLITHER_ONLY"] = target.name
+            only = [target.name]
         else:
             cwd = target
-            env.pop("DEFIAGENT_SLITHER_ONLY", None)
             if not any(target.glob("*.sol")):
                 # crytic-compile looks at the top of the folder only; hand it the tree.
-                env["DEFIAGENT_SLITHER_ONLY"] = os.pathsep.join(
-                    str(f.relative_to(target)) for f in files
-                )
-        argv = [
-            sys.executable,
-            "-m",
-            "defiagent.vetting.slither_cli",
-            ".",
-            "--solc-standard-json",
-            "--solc",
-            str(solc_wrapper_path()),
-            "--json",
-            str(out),
-            "--disable-color",
-            *extra_args,
-        ]
+                only = [str(f.relative_to(target)) for f in files]
         export = cwd / "crytic-export"
         had_export = export.exists()
         try:
-            proc = subprocess.run(
-                argv,
+            result = _invoke(
+                ".",
                 cwd=cwd,
-                env=env,
-                capture_output=True,
-                text=True,
+                env=solc_env(version, [cwd]),
+                only=only,
+                out=Path(tmp) / "slither.json",
+                name=target.name,
                 timeout=timeout,
-                check=False,
+                extra_args=extra_args,
             )
-        except subprocess.TimeoutExpired as exc:
-            raise InfraError(f"Slither did not finish within {timeout:.0f}s") from exc
         finally:
             # crytic-compile leaves crytic-export/ in the cwd; never litter the user's tree.
             if not had_export:
                 shutil.rmtree(export, ignore_errors=True)
-        if not out.exists():
-            raise _failure(target, proc.stderr or proc.stdout or "")
-        result = json.loads(out.read_text())
-    if not result.get("success"):
-        error = (result.get("error") or "unknown error").strip().splitlines()[-1]
-        raise ConfigError(f"Slither could not analyse {target.name}: {error}")
     result["solc_version"] = version
     result["slither_version"] = _slither_version()
+    return result
+
+
+def _invoke(
+    target: str,
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    out: Path,
+    name: str,
+    timeout: float,
+    extra_args: tuple[str, ...] = (),
+    custom_detectors: bool = False,
+    only: Sequence[str] = (),
+) -> dict:
+    """Run Slither (slither_cli) on `target` from `cwd`; its JSON result, or a clear error.
+
+    `only` limits the analysis to those files of `cwd` (see slither_cli)."""
+    argv = [sys.executable, "-m", "defiagent.vetting.slither_cli"]
+    if custom_detectors:
+        argv.append(WITH_DETECTORS)
+    argv += [target, "--solc-standard-json", "--solc", str(solc_wrapper_path())]
+    argv += ["--json", str(out), "--disable-color", *extra_args]
+    env = {**env, "PYTHONWARNINGS": "ignore", "DEFIAGENT_SLITHER_ONLY": os.pathsep.join(only)}
+    try:
+        proc = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise InfraError(f"Slither did not finish within {timeout:.0f}s") from exc
+    if not out.exists():
+        raise _failure(Path(name), proc.stderr or proc.stdout or "")
+    result = json.loads(out.read_text())
+    if not result.get("success"):
+        error = (result.get("error") or "unknown error").strip().splitlines()[-1]
+        raise ConfigError(f"Slither could not analyse {name}: {error}")
     return result
 
 
@@ -169,43 +171,16 @@ def run_slither_bundle(
             "// Generated by defiagent: imports the units under analysis.\n"
             + "".join(f'import "{unit}";\n' for unit in bundle.roots)
         )
-        out = work / "slither.json"
-        command = (
-            [sys.executable, "-m", "defiagent.vetting.slither_worker"]
-            if custom_detectors
-            else [str(slither_executable())]
-        )
-        argv = [
-            *command,
-            ROOTS_DIR,
-            "--solc-standard-json",
-            "--solc",
-            str(solc_wrapper_path()),
-            "--json",
-            str(out),
-            "--disable-color",
-        ]
-        env = solc_env(solc_version, [units])
-        env["PYTHONWARNINGS"] = "ignore"
-        try:
-            proc = subprocess.run(
-                argv,
-                cwd=units,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise InfraError(f"Slither did not finish within {timeout:.0f}s") from exc
         name = Path(bundle.roots[0]).name if bundle.roots else "the sources"
-        if not out.exists():
-            raise _failure(Path(name), proc.stderr or proc.stdout or "")
-        result = json.loads(out.read_text())
-    if not result.get("success"):
-        error = (result.get("error") or "unknown error").strip().splitlines()[-1]
-        raise ConfigError(f"Slither could not analyse {name}: {error}")
+        result = _invoke(
+            ROOTS_DIR,
+            cwd=units,
+            env=solc_env(solc_version, [units]),
+            out=work / "slither.json",
+            name=name,
+            timeout=timeout,
+            custom_detectors=custom_detectors,
+        )
     detectors = (result.get("results") or {}).get("detectors") or []
     result.setdefault("results", {})["detectors"] = [
         d for d in detectors if not _only_in(d, ROOTS_DIR + "/")

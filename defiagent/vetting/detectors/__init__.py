@@ -1,6 +1,6 @@
 """defiagent's own Slither detectors: one class per file, metadata on the class.
 
-They run inside Slither beside its built-in detectors (see slither_worker), so their
+They run inside Slither beside its built-in detectors (see slither_cli), so their
 findings carry Slither ids and go through the same gate and triage as Slither's own.
 """
 
