@@ -118,10 +118,10 @@ class ForkManager:
         return self._rpc
 
     # -- following the upstream ----------------------------------------------------------
-    def _upstream_head(self) -> tuple[int, str, int]:
+    def _upstream_head(self, upstream: JsonRpcClient | None = None) -> tuple[int, str, int]:
         """(number, hash, timestamp) of the upstream's latest block."""
         try:
-            block = self._upstream.call("eth_getBlockByNumber", "latest", False)
+            block = (upstream or self._upstream).call("eth_getBlockByNumber", "latest", False)
         except RpcError as exc:
             raise InfraError(
                 f"the upstream RPC did not answer, so nothing can be simulated: {exc}"
@@ -146,13 +146,26 @@ class ForkManager:
         if self.pinned_block is not None:
             return self.pinned_block
         number, block_hash, timestamp = self._upstream_head()
-        if number == self.block_number and block_hash == self.block_hash:
-            return number
+        self._move_to(number, block_hash, timestamp, self.rpc)
+        return number
+
+    def _move_to(
+        self,
+        number: int,
+        block_hash: str,
+        timestamp: int,
+        fork: JsonRpcClient,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Reset the fork to this upstream block unless it is there; `then` runs after a
+        reset, under the same lock, so no simulation reads the new block before it."""
+        if (number, block_hash) == (self.block_number, self.block_hash):
+            return
         with self.lock:
-            if number == self.block_number and block_hash == self.block_hash:
-                return number  # the follower got there while we waited for the lock
+            if (number, block_hash) == (self.block_number, self.block_hash):
+                return  # another thread got there while we waited for the lock
             try:
-                self.rpc.call(
+                fork.call(
                     "anvil_reset",
                     {"forking": {"jsonRpcUrl": self.upstream_url, "blockNumber": number}},
                 )
@@ -163,7 +176,12 @@ class ForkManager:
             self.block_number, self.block_hash = number, block_hash
             self.block_timestamp = timestamp
             self.resets += 1
-        return number
+            if then is not None:
+                then()
+
+    def _warm(self) -> None:
+        for warm in self.warmers:
+            warm()
 
     # -- background following ---------------------------------------------------------------
     def follow(self, poll_interval: float = 0.05) -> None:
@@ -187,23 +205,9 @@ class ForkManager:
         try:
             while not self._stop.wait(poll_interval):
                 try:
-                    block = upstream.call("eth_getBlockByNumber", "latest", False)
-                    number, block_hash = int(block["number"], 16), block["hash"]
-                    timestamp = int(block.get("timestamp", "0x0"), 16)
-                    if (number, block_hash) == (self.block_number, self.block_hash):
-                        continue
-                    with self.lock:
-                        if (number, block_hash) == (self.block_number, self.block_hash):
-                            continue
-                        fork.call(
-                            "anvil_reset",
-                            {"forking": {"jsonRpcUrl": self.upstream_url, "blockNumber": number}},
-                        )
-                        self.block_number, self.block_hash = number, block_hash
-                        self.block_timestamp = timestamp
-                        self.resets += 1
-                        for warm in self.warmers:
-                            warm()
+                    head = self._upstream_head(upstream)
+                    # The follower has its own connections: it must not share the hot path's.
+                    self._move_to(*head, fork, then=self._warm)
                 except Exception as exc:  # the hot path's sync() reports failures; keep going
                     log.warning("the fork follower could not sync: %s", exc)
         finally:
