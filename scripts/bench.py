@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from defiagent.agent import scopes
 from defiagent.agent.devnet import UNIT, DemoMarket, deploy_market, fund
-from defiagent.agent.loop import portfolio_value
 from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
 from defiagent.chain.anvil import Anvil
 from defiagent.execution.executor import Executor
@@ -183,10 +182,7 @@ class Bench:
         # Prices, portfolio value and risk state computed as the agent loop does.
         prices = numeraire_prices(market, weth=self.market.dex.weth)
         now = time.time()
-        value, positions = portfolio_value(market, portfolio, prices)
-        risk = self.history.state(now, value, positions)
-        if value is not None:
-            self.history.record(now, value)
+        _, risk = self.history.observe(now, market, portfolio, prices)
         return GuardContext(
             agent=self.agent,
             chain_id=self.chain_id,

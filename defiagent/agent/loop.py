@@ -184,10 +184,7 @@ class Agent:
         codehashes, implementations = observe_code(p.rpc, p.allowlist, market.block_number)
         prices = numeraire_prices(market, weth=p.weth)
         now = p.clock()
-        value, positions = portfolio_value(market, portfolio, prices)
-        risk = self.history.state(now, value, positions)
-        if value is not None:
-            self.history.record(now, value)
+        value, risk = self.history.observe(now, market, portfolio, prices)
         ctx = GuardContext(
             agent=p.agent,
             chain_id=p.chain_id,
@@ -456,30 +453,3 @@ def _dedupe(refusals: list[Refusal]) -> list[Refusal]:
             seen.add((r.rule, r.reason))
             out.append(r)
     return out
-
-
-def portfolio_value(
-    market: MarketSnapshot, portfolio: PortfolioSnapshot, prices: dict[str, float]
-) -> tuple[float | None, dict[str, float]]:
-    """(total in the numeraire or None if any holding has no price, value per asset)."""
-    positions: dict[str, float] = {}
-    pools = {pool.address: pool for pool in market.pools}
-    for token, balance in portfolio.balances.items():
-        if balance == 0:
-            continue
-        if token in prices:
-            positions[token] = balance * prices[token]
-            continue
-        pool = pools.get(token)
-        if pool and pool.total_supply and pool.token0 in prices and pool.token1 in prices:
-            share = balance / pool.total_supply
-            positions[token] = share * (
-                pool.reserve0 * prices[pool.token0] + pool.reserve1 * prices[pool.token1]
-            )
-            continue
-        return None, positions
-    if portfolio.eth_balance:
-        if "ETH" not in prices:
-            return None, positions
-        positions["ETH"] = portfolio.eth_balance * prices["ETH"]
-    return sum(positions.values()), positions

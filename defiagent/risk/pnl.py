@@ -7,6 +7,7 @@ from pathlib import Path
 
 from defiagent.agent.state import append_point, load_points
 from defiagent.guard.base import RiskState
+from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
 
 
 class PortfolioHistory:
@@ -36,6 +37,20 @@ class PortfolioHistory:
         while self.points and t - self.points[0][0] > self.keep:
             self.points.popleft()
 
+    def observe(
+        self,
+        t: float,
+        market: MarketSnapshot,
+        portfolio: PortfolioSnapshot,
+        prices: dict[str, float],
+    ) -> tuple[float | None, RiskState]:
+        """Value the portfolio at `prices`, read the risk state, then record the value."""
+        value, positions = portfolio_value(market, portfolio, prices)
+        risk = self.state(t, value, positions)
+        if value is not None:
+            self.record(t, value)
+        return value, risk
+
     def state(
         self, t: float, value: float | None, positions: dict[str, float] | None = None
     ) -> RiskState:
@@ -52,3 +67,30 @@ class PortfolioHistory:
             drawdown_pct=drawdown,
             position_values=positions or {},
         )
+
+
+def portfolio_value(
+    market: MarketSnapshot, portfolio: PortfolioSnapshot, prices: dict[str, float]
+) -> tuple[float | None, dict[str, float]]:
+    """(total in the numeraire or None if any holding has no price, value per asset)."""
+    positions: dict[str, float] = {}
+    pools = {pool.address: pool for pool in market.pools}
+    for token, balance in portfolio.balances.items():
+        if balance == 0:
+            continue
+        if token in prices:
+            positions[token] = balance * prices[token]
+            continue
+        pool = pools.get(token)
+        if pool and pool.total_supply and pool.token0 in prices and pool.token1 in prices:
+            share = balance / pool.total_supply
+            positions[token] = share * (
+                pool.reserve0 * prices[pool.token0] + pool.reserve1 * prices[pool.token1]
+            )
+            continue
+        return None, positions
+    if portfolio.eth_balance:
+        if "ETH" not in prices:
+            return None, positions
+        positions["ETH"] = portfolio.eth_balance * prices["ETH"]
+    return sum(positions.values()), positions
