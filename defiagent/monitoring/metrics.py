@@ -1,4 +1,5 @@
-"""Prometheus metrics: intents, refusals by rule, sends, and time per pipeline stage.
+"""Prometheus metrics: intents, refusals by rule, simulations, transactions, PnL, exposure,
+gas, limits, alerts, the kill switch, and time per pipeline stage.
 
 Each agent gets its own CollectorRegistry (tests and the demo can run several agents in
 one process); `serve(port)` exposes it over HTTP for Prometheus to scrape.
@@ -10,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 STAGES = ("snapshot", "strategy", "plan", "guard", "simulate", "check", "execute", "tick")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -32,6 +33,63 @@ class AgentMetrics:
         )
         self.sends = Counter(
             "defiagent_sends", "Transactions sent, by receipt status", ["status"], registry=r
+        )
+        self.simulations = Counter(
+            "defiagent_simulations",
+            "Fork simulations, by result (ok, reverted, error)",
+            ["result"],
+            registry=r,
+        )
+        self.tx_pending = Gauge(
+            "defiagent_tx_pending", "Transactions sent and not yet settled", registry=r
+        )
+        self.gas_spent_wei = Counter(
+            "defiagent_gas_spent_wei", "Gas paid by sent transactions, in wei", registry=r
+        )
+        self.portfolio_value = Gauge(
+            "defiagent_portfolio_value", "Portfolio value in the numeraire", registry=r
+        )
+        self.pnl = Gauge(
+            "defiagent_pnl", "Portfolio value minus its first recorded value", registry=r
+        )
+        self.drawdown_pct = Gauge(
+            "defiagent_drawdown_pct", "Percent below the peak portfolio value", registry=r
+        )
+        self.exposure = Gauge(
+            "defiagent_exposure",
+            "Value held per asset, in the numeraire",
+            ["asset"],
+            registry=r,
+        )
+        self.strategy_exposure = Gauge(
+            "defiagent_strategy_exposure",
+            "Value of the open positions each strategy controls, in the numeraire",
+            ["strategy"],
+            registry=r,
+        )
+        self.limit_usage = Gauge(
+            "defiagent_limit_usage_ratio",
+            "How much of each risk limit is used (1 = at the limit)",
+            ["rule"],
+            registry=r,
+        )
+        self.strategy_paused = Gauge(
+            "defiagent_strategy_paused", "1 while a strategy is paused", ["strategy"], registry=r
+        )
+        self.kill_switch = Gauge(
+            "defiagent_kill_switch_on", "1 while the kill switch is on", registry=r
+        )
+        self.alerts = Counter(
+            "defiagent_alerts",
+            "Alerts raised, by kind and whether a sink took them",
+            ["kind", "delivered"],
+            registry=r,
+        )
+        self.position_exits = Counter(
+            "defiagent_position_exits",
+            "Positions the agent closed by itself, by reason",
+            ["reason"],
+            registry=r,
         )
         self.stage_seconds = Histogram(
             "defiagent_stage_seconds",
