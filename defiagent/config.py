@@ -13,12 +13,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from defiagent.errors import ConfigError
 from defiagent.execution.fees import FeePolicy
 from defiagent.guard.registry import GuardSection, RiskSection
+from defiagent.market.http_price import HttpPriceConfig
 from defiagent.signing.config import SignerConfig
 from defiagent.types import Address
 
@@ -38,9 +46,33 @@ class ProtocolsConfig(Section):
 
 
 class ChainlinkFeed(Section):
+    """An AggregatorV3 feed: the price of `base` in `quote` (whole units)."""
+
     base: Address
     quote: Address
     address: Address
+    max_age_seconds: int | None = Field(
+        default=None, gt=0, description="default market.max_reference_age_seconds"
+    )
+    min_answer: float | None = Field(
+        default=None, description="circuit breaker (whole units): an answer at or below refuses"
+    )
+    max_answer: float | None = Field(
+        default=None, description="circuit breaker (whole units): an answer at or above refuses"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ChainlinkFeed:
+        if (
+            self.min_answer is not None
+            and self.max_answer is not None
+            and self.min_answer >= self.max_answer
+        ):
+            raise ValueError("min_answer must be below max_answer")
+        return self
+
+
+ReferenceKind = Literal["twap", "chainlink", "http"]
 
 
 class MarketConfig(Section):
@@ -53,12 +85,38 @@ class MarketConfig(Section):
     numeraire: Address | None = Field(
         default=None, description="the token values, caps and losses are measured in"
     )
-    reference: Literal["twap", "chainlink"] = "twap"
+    references: list[ReferenceKind] = Field(
+        default_factory=lambda: ["twap"],
+        description="sources checked against each pool's spot price (docs/price-sanity.md)",
+    )
+    min_sources: int = Field(
+        default=2, ge=2, description="fresh, agreeing sources needed, spot included"
+    )
     twap_min_window_seconds: int = Field(default=60, gt=0)
     twap_max_window_seconds: int = Field(default=3_600, gt=0)
     chainlink_feeds: list[ChainlinkFeed] = Field(default_factory=list)
+    http: HttpPriceConfig = Field(default_factory=HttpPriceConfig)
     max_deviation_bps: float = Field(default=300, gt=0, le=10_000)
     max_reference_age_seconds: int = Field(default=600, gt=0)
+
+    @model_validator(mode="after")
+    def _sources(self) -> MarketConfig:
+        if len(set(self.references)) != len(self.references):
+            raise ValueError("references lists a source twice")
+        if "chainlink" in self.references and not self.chainlink_feeds:
+            raise ValueError("references has chainlink but chainlink_feeds is empty")
+        if "http" in self.references and not self.http.pairs:
+            raise ValueError("references has http but http.pairs is empty")
+        if 1 + len(self.references) < self.min_sources:
+            raise ValueError(
+                f"min_sources is {self.min_sources} but spot and {len(self.references)} "
+                "reference(s) can never reach it, so nothing would ever trade"
+            )
+        if not {"twap", "chainlink"} & set(self.references):
+            raise ValueError(
+                "references needs twap or chainlink: an off-chain price is never trusted alone"
+            )
+        return self
 
 
 class StrategyConfig(Section):

@@ -27,8 +27,10 @@ from defiagent.execution.journal import Journal
 from defiagent.execution.planner import Planner, ProtocolAddresses
 from defiagent.guard.guard import Guard
 from defiagent.guard.registry import build_rules
+from defiagent.market.chainlink import FeedSpec
+from defiagent.market.http_price import HttpPriceReference
 from defiagent.market.observer import MarketObserver
-from defiagent.market.references import ChainlinkReference, TwapReference
+from defiagent.market.references import ChainlinkReference, ReferenceSource, TwapReference
 from defiagent.market.sanity import PriceSanityLimits
 from defiagent.monitoring.audit_log import AuditLog
 from defiagent.monitoring.kill_switch import KillSwitch
@@ -44,17 +46,40 @@ AUDIT_FILE = "audit.jsonl"
 JOURNAL_FILE = "journal.sqlite"
 
 
-def build_reference(cfg: AgentConfig):
+def build_references(cfg: AgentConfig) -> list[ReferenceSource]:
+    """The sources `market.references` names, in that order (docs/price-sanity.md)."""
     m = cfg.market
-    if m.reference == "chainlink":
-        if not m.chainlink_feeds:
-            raise ConfigError(
-                "config field market.chainlink_feeds: required for reference=chainlink"
+    max_age = m.max_reference_age_seconds
+    sources: list[ReferenceSource] = []
+    for kind in m.references:
+        if kind == "twap":
+            sources.append(
+                TwapReference(
+                    min_window_seconds=m.twap_min_window_seconds,
+                    max_window_seconds=m.twap_max_window_seconds,
+                    max_age_seconds=max_age,
+                )
             )
-        return ChainlinkReference({(f.base, f.quote): f.address for f in m.chainlink_feeds})
-    return TwapReference(
-        min_window_seconds=m.twap_min_window_seconds, max_window_seconds=m.twap_max_window_seconds
-    )
+        elif kind == "chainlink":
+            if not m.chainlink_feeds:
+                raise ConfigError(
+                    "config field market.chainlink_feeds: required for references=chainlink"
+                )
+            specs = [
+                FeedSpec(
+                    base=f.base,
+                    quote=f.quote,
+                    address=f.address,
+                    max_age_seconds=f.max_age_seconds or max_age,
+                    min_answer=f.min_answer,
+                    max_answer=f.max_answer,
+                )
+                for f in m.chainlink_feeds
+            ]
+            sources.append(ChainlinkReference(specs))
+        elif kind == "http":
+            sources.append(HttpPriceReference(m.http, max_age_seconds=max_age))
+    return sources
 
 
 class AgentRuntime:
@@ -157,10 +182,11 @@ class AgentRuntime:
             w3,
             pools=pools,
             tokens=tokens,
-            reference=build_reference(cfg),
+            references=build_references(cfg),
             limits=PriceSanityLimits(
                 max_deviation_bps=cfg.market.max_deviation_bps,
                 max_reference_age_seconds=cfg.market.max_reference_age_seconds,
+                min_sources=cfg.market.min_sources,
             ),
             numeraire=cfg.market.numeraire,
         )

@@ -72,8 +72,35 @@ class PriceQuote(Frozen):
     observed_at: int  # unix seconds (block timestamp or the feed's updatedAt)
 
 
+class SourceCheck(Frozen):
+    """One reference source's answer for a pool, and its verdict against the pool's spot.
+
+    `answered` is False when the source had nothing to say (no TWAP window yet, no feed for
+    the pair, the HTTP API timed out): it then neither counts nor refuses by itself. An
+    answer that fails its own checks (a stale or broken round) or disagrees with spot
+    refuses the whole pool: a lying source is never outvoted.
+    """
+
+    source: str  # e.g. "uniswap-v2-twap", "chainlink", "http:api.example"
+    kind: str  # "twap" | "chainlink" | "http"
+    onchain: bool
+    answered: bool
+    price: float | None = None  # whole units of quote per base
+    observed_at: int | None = None
+    age_seconds: int | None = None
+    max_age_seconds: int | None = None
+    deviation_bps: float | None = None
+    max_deviation_bps: float | None = None
+    ok: bool = False
+    reason: str = ""
+
+
 class PriceCheck(Frozen):
-    """Two sources compared: the trade may use the pool only if they agree and are fresh."""
+    """Spot and its references compared: the pool may be traded only if the check is ok.
+
+    `reference`, `deviation_bps` and `reference_age_seconds` summarise one reference (the
+    first failing one, else the one furthest from spot); `sources` has every source.
+    """
 
     base: Address
     quote: Address
@@ -83,6 +110,9 @@ class PriceCheck(Frozen):
     reference_age_seconds: int | None
     ok: bool
     reason: str = ""
+    sources: list[SourceCheck] = []
+    agreeing_sources: int = 0  # spot included
+    min_sources: int = 2
 
 
 class MarketSnapshot(Frozen):

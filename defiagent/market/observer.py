@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from web3 import Web3
 
 from defiagent.errors import InfraError
-from defiagent.market.models import MarketSnapshot, PoolState, PortfolioSnapshot, TokenInfo
+from defiagent.market.models import (
+    MarketSnapshot,
+    PoolState,
+    PortfolioSnapshot,
+    PriceQuote,
+    SourceCheck,
+    TokenInfo,
+)
 from defiagent.market.reader import ChainReader
 from defiagent.market.references import ReferenceSource
-from defiagent.market.sanity import PriceSanityLimits, check_price
+from defiagent.market.sanity import PriceSanityLimits, check_sources
 
 
 class MarketObserver:
-    """Reads the watched pools and tokens; keeps the reference source's history across ticks."""
+    """Reads the watched pools and tokens; keeps the reference sources' history across ticks.
+
+    `references` are checked against each pool's spot (`market/sanity.py`); `reference`
+    (one source) is kept for older callers.
+    """
 
     def __init__(
         self,
@@ -20,14 +33,15 @@ class MarketObserver:
         *,
         pools: list[str],
         tokens: list[str],
-        reference: ReferenceSource,
+        references: Sequence[ReferenceSource] | None = None,
+        reference: ReferenceSource | None = None,
         limits: PriceSanityLimits | None = None,
         numeraire: str | None = None,
     ) -> None:
         self.w3 = w3
         self.pools = [Web3.to_checksum_address(p) for p in pools]
         self.tokens = [Web3.to_checksum_address(t) for t in tokens]
-        self.reference = reference
+        self.references = list(references or []) + ([reference] if reference else [])
         self.limits = limits or PriceSanityLimits()
         self.numeraire = Web3.to_checksum_address(numeraire) if numeraire else None
         self._token_info: dict[str, TokenInfo] = {}
@@ -53,15 +67,35 @@ class MarketObserver:
             for t in (pool.token0, pool.token1):
                 if t not in tokens:
                     tokens[t] = self.token_info(reader, t)
-        references, checks = [], []
+        quotes: list[PriceQuote] = []
+        checks = []
         for pool in pools:
-            self.reference.observe(reader, pool, now)
             base, quote = tokens[pool.token0], tokens[pool.token1]
-            ref = self.reference.quote(base, quote, pool, now)
-            if ref is not None:
-                references.append(ref)
+            answers: list[SourceCheck] = []
+            for source in self.references:
+                source.observe(reader, pool, now)
+                answer = source.read(base, quote, pool, now)
+                if answer is None:
+                    answer = SourceCheck(
+                        source=source.name,
+                        kind=source.kind,
+                        onchain=source.onchain,
+                        answered=False,
+                        reason=f"not configured for {base.symbol}/{quote.symbol}",
+                    )
+                answers.append(answer)
+                if answer.answered and answer.ok and answer.price:
+                    quotes.append(
+                        PriceQuote(
+                            source=answer.source,
+                            base=base.address,
+                            quote=quote.address,
+                            price=answer.price,
+                            observed_at=answer.observed_at or 0,
+                        )
+                    )
             spot = _spot(pool, base, quote)
-            checks.append(check_price(base.address, quote.address, spot, ref, now, self.limits))
+            checks.append(check_sources(base.address, quote.address, spot, answers, self.limits))
         return MarketSnapshot(
             chain_id=self.w3.eth.chain_id,
             block_number=number,
@@ -69,7 +103,7 @@ class MarketObserver:
             base_fee_per_gas=int(header.get("baseFeePerGas") or 0),
             tokens=tokens,
             pools=pools,
-            references=references,
+            references=quotes,
             price_checks=checks,
             numeraire=self.numeraire,
         )

@@ -2,17 +2,24 @@
 
 - `TwapReference`: the pool's own time-weighted average price from Uniswap V2's cumulative
   price accumulators (a flash manipulation inside one block does not move it).
-- `ChainlinkReference`: an AggregatorV3 feed (price and its `updatedAt`).
-Each source returns a PriceQuote or None ("no reference yet"): callers fail closed on None.
+- `ChainlinkReference`: AggregatorV3 feeds, every round validated (`market/chainlink.py`).
+- `HttpPriceReference` (`market/http_price.py`): an off-chain price API, never enough alone.
+
+Each source's `read` returns a SourceCheck: answered or not (and why), its price, age and
+age limit, and `ok=False` with the figures when the answer failed the source's own checks.
+`market/sanity.py` compares the answers with spot; callers fail closed on any doubt.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from defiagent.market.models import PoolState, PriceQuote, TokenInfo
+from defiagent.errors import DefiagentError
+from defiagent.market.chainlink import FeedSpec, RoundData, read_round, round_problem
+from defiagent.market.models import PoolState, PriceQuote, SourceCheck, TokenInfo
 from defiagent.market.reader import ChainReader
 
 Q112 = 2**112
@@ -21,12 +28,16 @@ U256 = 2**256
 
 class ReferenceSource(Protocol):
     name: str
+    kind: str  # "twap" | "chainlink" | "http"
+    onchain: bool
 
     def observe(self, reader: ChainReader, pool: PoolState, now: int) -> None: ...
 
-    def quote(
+    def read(
         self, base: TokenInfo, quote: TokenInfo, pool: PoolState, now: int
-    ) -> PriceQuote | None: ...
+    ) -> SourceCheck | None:
+        """This source's answer for the pool at block time `now`; None: not configured for it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,19 @@ class TwapReference:
     """TWAP over the oldest kept observation at least `min_window` seconds old."""
 
     name = "uniswap-v2-twap"
+    kind = "twap"
+    onchain = True
 
-    def __init__(self, *, min_window_seconds: int = 60, max_window_seconds: int = 3600) -> None:
+    def __init__(
+        self,
+        *,
+        min_window_seconds: int = 60,
+        max_window_seconds: int = 3600,
+        max_age_seconds: int = 600,
+    ) -> None:
         self.min_window = min_window_seconds
         self.max_window = max_window_seconds
+        self.max_age = max_age_seconds
         self._obs: dict[str, deque[_Observation]] = {}
 
     def observe(self, reader: ChainReader, pool: PoolState, now: int) -> None:
@@ -96,37 +116,116 @@ class TwapReference:
             observed_at=latest.timestamp,
         )
 
+    def read(
+        self, base: TokenInfo, quote: TokenInfo, pool: PoolState, now: int
+    ) -> SourceCheck | None:
+        q = self.quote(base, quote, pool, now)
+        if q is None:
+            return SourceCheck(
+                source=self.name,
+                kind=self.kind,
+                onchain=True,
+                answered=False,
+                max_age_seconds=self.max_age,
+                reason=f"no TWAP window yet (needs {self.min_window}s of observations)",
+            )
+        return SourceCheck(
+            source=self.name,
+            kind=self.kind,
+            onchain=True,
+            answered=True,
+            price=q.price,
+            observed_at=q.observed_at,
+            age_seconds=max(0, now - q.observed_at),
+            max_age_seconds=self.max_age,
+            ok=True,
+        )
+
 
 class ChainlinkReference:
-    """Chainlink AggregatorV3 feeds, one per (base, quote) pair, configured by address."""
+    """Chainlink AggregatorV3 feeds, one per (base, quote) pair; each round validated."""
 
     name = "chainlink"
+    kind = "chainlink"
+    onchain = True
 
-    def __init__(self, feeds: dict[tuple[str, str], str]) -> None:
-        self.feeds = feeds  # (base, quote) -> feed address
-        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+    def __init__(
+        self,
+        feeds: Sequence[FeedSpec] | Mapping[tuple[str, str], str],
+        *,
+        max_age_seconds: int = 600,
+    ) -> None:
+        if isinstance(feeds, Mapping):  # (base, quote) -> address, the default limits
+            feeds = [
+                FeedSpec(base=b, quote=q, address=a, max_age_seconds=max_age_seconds)
+                for (b, q), a in feeds.items()
+            ]
+        self.specs = list(feeds)
+        self._decimals: dict[str, int] = {}
+        # (base, quote) -> (spec, round or None, why not read)
+        self._last: dict[tuple[str, str], tuple[FeedSpec, RoundData | None, str]] = {}
 
     def observe(self, reader: ChainReader, pool: PoolState, now: int) -> None:
-        for (base, quote_token), feed in self.feeds.items():
-            if pool.has(base) and pool.has(quote_token):
-                answer, decimals, updated_at = reader.latest_round(feed)
-                if answer > 0:
-                    self._last[(base, quote_token)] = (answer / 10**decimals, updated_at)
+        for spec in self.specs:
+            if not (pool.has(spec.base) and pool.has(spec.quote)):
+                continue
+            try:
+                rd = read_round(reader, spec.address, self._decimals.get(spec.address))
+            except DefiagentError as exc:  # a reverting or absent feed: no answer
+                self._last[(spec.base, spec.quote)] = (spec, None, str(exc))
+                continue
+            self._decimals[spec.address] = rd.decimals
+            self._last[(spec.base, spec.quote)] = (spec, rd, "")
+
+    def read(
+        self, base: TokenInfo, quote: TokenInfo, pool: PoolState, now: int
+    ) -> SourceCheck | None:
+        inverted = False
+        entry = self._last.get((base.address, quote.address))
+        if entry is None:
+            entry = self._last.get((quote.address, base.address))
+            inverted = True
+        if entry is None:
+            return None
+        spec, rd, error = entry
+        name = f"{self.name} {spec.address[:10]}"
+        if rd is None:
+            return SourceCheck(
+                source=name,
+                kind=self.kind,
+                onchain=True,
+                answered=False,
+                max_age_seconds=spec.max_age_seconds,
+                reason=f"the feed could not be read: {error}",
+            )
+        problem = round_problem(rd, now, spec)
+        price = None
+        if rd.answer > 0:
+            price = 1 / rd.price if inverted else rd.price
+        return SourceCheck(
+            source=name,
+            kind=self.kind,
+            onchain=True,
+            answered=True,
+            price=price,
+            observed_at=rd.updated_at,
+            age_seconds=now - rd.updated_at if rd.updated_at else None,
+            max_age_seconds=spec.max_age_seconds,
+            ok=problem is None,
+            reason=problem or "",
+        )
 
     def quote(
         self, base: TokenInfo, quote: TokenInfo, pool: PoolState, now: int
     ) -> PriceQuote | None:
-        if (base.address, quote.address) in self._last:
-            price, updated = self._last[(base.address, quote.address)]
-        elif (quote.address, base.address) in self._last:
-            inverse, updated = self._last[(quote.address, base.address)]
-            price = 1 / inverse
-        else:
+        """The validated price only (None if absent or refused)."""
+        check = self.read(base, quote, pool, now)
+        if check is None or not check.ok or check.price is None:
             return None
         return PriceQuote(
             source=self.name,
             base=base.address,
             quote=quote.address,
-            price=price,
-            observed_at=updated,
+            price=check.price,
+            observed_at=check.observed_at or 0,
         )
