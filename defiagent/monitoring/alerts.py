@@ -30,7 +30,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_when_event_set,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from defiagent.errors import ConfigError
@@ -271,8 +272,10 @@ class WebhookAlertSink:
         self._timeout = timeout
         self._max_attempts = max(1, max_attempts)
         self._backoff_max = backoff_max
-        self._backoff = wait_exponential_jitter(
-            initial=backoff_initial, max=backoff_max, jitter=backoff_initial / 2
+        # Doubling waits plus up to half the first one of jitter, so a fleet of agents
+        # does not retry in lockstep; _wait caps the sum at backoff_max.
+        self._backoff = wait_exponential(multiplier=backoff_initial, max=backoff_max) + wait_random(
+            0, backoff_initial / 2
         )
         self.delivered = 0
         self.failed = 0
@@ -384,7 +387,7 @@ class WebhookAlertSink:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retryable) and exc.retry_after is not None:
             return min(exc.retry_after, self._backoff_max)
-        return self._backoff(state)
+        return min(self._backoff(state), self._backoff_max)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
