@@ -35,6 +35,7 @@ from defiagent.market.sanity import PriceSanityLimits
 from defiagent.monitoring.audit_log import AuditLog
 from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.monitoring.metrics import AgentMetrics
+from defiagent.operator.limits import require_approved_limits
 from defiagent.signing.base import Signer
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
@@ -156,6 +157,7 @@ class AgentRuntime:
                 f"the kill switch is on ({status.reason or 'no reason given'}); "
                 "turn it off with `defiagent kill-switch off` to start"
             )
+        require_approved_limits(cfg, cfg.state_dir, self.audit)
 
         signer = self._signer or self._build_signer()
         agent_address = signer.address  # contacts a Ledger/KMS: unreachable means no start

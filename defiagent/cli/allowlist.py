@@ -167,14 +167,33 @@ def approve(
     key: Path = KEY_OPT,
     password_env: str = PASSWORD_ENV_OPT,
     allowlist: Path = ALLOWLIST_OPT,
+    state_dir: Path = typer.Option(
+        None,
+        "--state-dir",
+        help="The agent's state dir, where the operator is enrolled "
+        "(default: $DEFIAGENT_STATE_DIR, else .defiagent).",
+    ),
+    otp_stdin: bool = typer.Option(
+        False, "--otp-stdin", help="Read the operator's code as one line of stdin."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Add your reviewer signature (EIP-712 over the entry's canonical hash)."""
-    from defiagent.allowlist.workflow import approve_entry
+    """Add your reviewer signature (EIP-712 over the entry's canonical hash).
+
+    The approval that makes the entry active needs the operator's code when one is enrolled.
+    """
+    from defiagent.cli.operator import resolve_state_dir
+    from defiagent.operator.gates import approve_with_operator
 
     root = _root(allowlist)
     path = _entry(root, entry)
-    result = approve_entry(path, _signer(key, password_env), root=root)
+    result = approve_with_operator(
+        path,
+        _signer(key, password_env),
+        root=root,
+        state_dir=resolve_state_dir(None, state_dir),
+        otp_stdin=otp_stdin,
+    )
     data = {
         "ok": True,
         "entry": str(path),

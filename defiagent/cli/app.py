@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "audit-log": ("defiagent.cli.audit_log", "app", True),
     "rules": ("defiagent.cli.rules", "app", True),
     "allowlist": ("defiagent.cli.allowlist", "app", True),
+    "operator": ("defiagent.cli.operator", "app", True),
 }
 _GLOBAL_FLAGS = {"--debug", "--version", "--help"}
 _registered: set[str] = set()

@@ -13,6 +13,7 @@ from defiagent.cli.output import console, emit
 from defiagent.config import DEFAULT_STATE_DIR, load_config
 from defiagent.monitoring.audit_log import AuditLog
 from defiagent.monitoring.kill_switch import KillSwitch, KillSwitchStatus
+from defiagent.operator.gates import require_operator_code
 
 app = typer.Typer(help="The kill switch: when on, nothing is signed or sent.", no_args_is_help=True)
 
@@ -49,9 +50,15 @@ def _who() -> str:
         return "cli"
 
 
-def _switch(on: bool, reason: str, config, state_dir, as_json: bool) -> None:
+def _switch(
+    on: bool, reason: str, config, state_dir, as_json: bool, otp_stdin: bool = False
+) -> None:
     directory = _state_dir(config, state_dir)
     with AuditLog(directory / AUDIT_FILE) as audit:
+        if not on:  # turning it on never needs the operator: stopping must stay easy
+            require_operator_code(
+                directory, "turning the kill switch off", audit=audit, otp_stdin=otp_stdin
+            )
         status = KillSwitch(directory, audit=audit).set(on, reason=reason, changed_by=_who())
     _show(status, as_json)
 
@@ -72,10 +79,13 @@ def off(
     reason: str = typer.Option("", "--reason", help="Why (kept in the state file and audit log)."),
     config: Path | None = CONFIG,
     state_dir: Path | None = STATE_DIR,
+    otp_stdin: bool = typer.Option(
+        False, "--otp-stdin", help="Read the operator's code as one line of stdin."
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Turn the kill switch off."""
-    _switch(False, reason, config, state_dir, as_json)
+    """Turn the kill switch off (needs the operator's code when one is enrolled)."""
+    _switch(False, reason, config, state_dir, as_json, otp_stdin)
 
 
 @app.command("status")
