@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "audit-log": ("defiagent.cli.audit_log", "app", True),
     "rules": ("defiagent.cli.rules", "app", True),
     "allowlist": ("defiagent.cli.allowlist", "app", True),
+    "report": ("defiagent.cli.report", "report", False),
     "operator": ("defiagent.cli.operator", "app", True),
 }
 _GLOBAL_FLAGS = {"--debug", "--version", "--help"}
