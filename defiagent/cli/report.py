@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from defiagent.cli.output import console, err_console, print_json
 from defiagent.config import DEFAULT_STATE_DIR
@@ -44,14 +46,21 @@ def _n(value: float | None, digits: int = 2, signed: bool = False) -> str:
     return f"{value:+,.{digits}f}" if signed else f"{value:,.{digits}f}"
 
 
+def _time(iso: str) -> str:
+    """ "2025-06-01T02:06:00+00:00" -> "06-01 02:06" (the terminal is narrow; all UTC)."""
+    return iso[5:16].replace("T", " ")
+
+
 def _human(report: BehaviourReport, html: Path | None) -> None:
     s = report.summary
     if not report.chain.ok:
-        err_console.print(f"[bold white on red] {report.chain.banner} [/]", soft_wrap=True)
+        err_console.print(
+            Text(f" {report.chain.banner} ", style="bold white on red"), soft_wrap=True
+        )
     console.print(
-        f"[bold]Behaviour report[/] {report.agent or ''}  "
+        f"[bold]Behaviour report[/] {escape(report.agent or '')}  "
         f"{report.period_start or '—'} → {report.period_end or '—'}  "
-        f"[dim]{report.source}[/]",
+        f"[dim]{escape(report.source)}[/]",
         highlight=False,
     )
     summary = Table(show_header=False, box=None, pad_edge=False)
@@ -79,18 +88,21 @@ def _human(report: BehaviourReport, html: Path | None) -> None:
     console.print(summary)
 
     if report.trades:
-        table = Table(title=f"Trades ({len(report.trades)}, last 20)", title_justify="left")
-        for col in ("time", "strategy", "kind", "in → out"):
-            table.add_column(col)
-        for col in ("value in", "slippage bps", "realized PnL"):
-            table.add_column(col, justify="right")
+        title = f"Trades ({len(report.trades)}{', the last 20' if len(report.trades) > 20 else ''})"
+        table = Table(title=title, title_justify="left")
+        table.add_column("time (UTC)", no_wrap=True)
+        table.add_column("strategy", overflow="ellipsis", min_width=8)
+        table.add_column("kind", overflow="ellipsis", min_width=8)
+        table.add_column("in → out", no_wrap=True)
+        for col in ("value in", "slip bps", "realized PnL"):
+            table.add_column(col, justify="right", no_wrap=True)
         for row in report.trades[-20:]:
             t = row.trade
             table.add_row(
-                row.time,
-                t.strategy,
-                t.kind + (f" ({t.exit_reason})" if t.exit_reason else ""),
-                f"{row.token_in_label} → {row.token_out_label}",
+                _time(row.time),
+                Text(t.strategy),
+                Text(t.kind + (f" ({t.exit_reason})" if t.exit_reason else "")),
+                Text(f"{row.token_in_label} → {row.token_out_label}"),
                 _n(t.value_in),
                 _n(t.slippage_bps, 1),
                 _n(t.realized_pnl, signed=True),
@@ -102,7 +114,7 @@ def _human(report: BehaviourReport, html: Path | None) -> None:
         table.add_column("reason", overflow="fold")
         table.add_column("count", justify="right")
         for c in report.refusals_by_reason:
-            table.add_row(c.rule, c.reason, str(c.count))
+            table.add_row(Text(c.rule), Text(c.reason), str(c.count))
         console.print(table)
     if report.limits:
         table = Table(title="Limit usage", title_justify="left")
@@ -111,25 +123,35 @@ def _human(report: BehaviourReport, html: Path | None) -> None:
             table.add_column(col, justify="right")
         for lim in report.limits:
             table.add_row(
-                lim.rule, _n(lim.used), _n(lim.limit), f"{lim.ratio:.0%}", f"{lim.max_ratio:.0%}"
+                Text(lim.rule),
+                _n(lim.used),
+                _n(lim.limit),
+                f"{lim.ratio:.0%}",
+                f"{lim.max_ratio:.0%}",
             )
         console.print(table)
     for a in report.alerts:
-        console.print(f"[yellow]alert[/] {a.time} {a.severity}: {a.title}", highlight=False)
+        console.print(
+            f"[yellow]alert[/] {_time(a.time)} {escape(a.severity)}: {escape(a.title)}",
+            highlight=False,
+        )
     for k in report.kill_switch:
         word = "[bold red]ON[/]" if k.on else "[green]off[/]"
-        console.print(f"kill switch {word} {k.time} by {k.changed_by}: {k.reason}", highlight=False)
+        console.print(
+            f"kill switch {word} {_time(k.time)} by {escape(k.changed_by)}: {escape(k.reason)}",
+            highlight=False,
+        )
     drift = report.drift
     if drift.error:
-        console.print(f"[red]mandate[/]: {drift.error}", highlight=False)
+        console.print(f"[red]mandate[/]: {escape(drift.error)}", highlight=False)
     if drift.mandate is not None:
         if drift.findings:
             for f in drift.findings:
-                console.print(f"[bold red]drift[/] {f.message}", highlight=False)
+                console.print(f"[bold red]drift[/] {escape(f.message)}", highlight=False)
         else:
             console.print(f"[green]no drift[/] against the mandate ({drift.mandate.describe()})")
     if html is not None:
-        console.print(f"HTML report written to {html}", highlight=False)
+        console.print(f"HTML report written to {escape(str(html))}", highlight=False)
 
 
 def report(

@@ -56,7 +56,7 @@ def _svg(fig, salt: str) -> str:
         FigureCanvasSVG(fig).print_svg(buf)
     text = buf.getvalue()
     start = text.find("<svg")  # drop the XML declaration and DOCTYPE: it is inline HTML
-    text = text[start:]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[start:], flags=re.DOTALL)
     # Scale with the page: keep the viewBox, drop the fixed size, let CSS set the width.
     end = text.find(">")
     root = re.sub(r'\s(width|height)="[^"]*"', "", text[:end])
@@ -184,8 +184,8 @@ def limits_chart(report: BehaviourReport) -> str | None:
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("% of the limit")
         ax.set_xlim(0, max(110.0, *(r.max_ratio * 100 + 10 for r in rows)))
-        ax.legend(loc="lower right", fontsize=9)
-        ax.set_title("Limit usage", loc="left")
+        fig.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+        ax.set_title("Limit usage (dashed: the limit)", loc="left")
         return _svg(fig, "limits")
 
 

@@ -37,7 +37,12 @@ def _pct(value: float | None, digits: int = 1) -> str:
 
 
 def _unix(value: float) -> str:
-    return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    return _when(datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds"))
+
+
+def _when(value: str) -> str:
+    """An ISO UTC time as the page shows it: "2025-06-01 02:06:00"."""
+    return value.replace("T", " ").removesuffix("+00:00")
 
 
 def _short(value: str | None, keep: int = 10) -> str:
@@ -86,11 +91,14 @@ section { background:var(--card); border:1px solid var(--line); border-radius:10
 section h2 { margin:0 0 10px; font-size:16px; }
 section p.note { color:var(--muted); margin:0 0 10px; }
 .grid2 { display:grid; grid-template-columns:1fr 1fr; gap:18px; }
+.grid2 > table { align-self:start; }
+td.mono { white-space:nowrap; }
 @media (max-width: 900px) { .grid2 { grid-template-columns:1fr; } }
 .chart svg { width:100%; height:auto; display:block; }
 table { width:100%; border-collapse:collapse; font-size:13px; }
 th, td { text-align:left; padding:6px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
 th { background:#f1f5f9; color:#334155; font-weight:600; position:sticky; top:0; }
+td.t { white-space:nowrap; font-variant-numeric:tabular-nums; }
 td.n, th.n { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 tbody tr:nth-child(even) { background:#fbfdff; }
 code, .mono { font-family:ui-monospace,"DejaVu Sans Mono",monospace; font-size:12px; }
@@ -112,7 +120,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
 <header>
   <h1>{{ title }}</h1>
   <div class="meta">
-    Period <b>{{ r.period_start or "—" }}</b> to <b>{{ r.period_end or "—" }}</b>
+    Period <b>{{ (r.period_start or "—")|when }}</b> to <b>{{ (r.period_end or "—")|when }}</b> UTC
     {% if r.since %}(since {{ r.since }}){% endif %}
     · agent <b class="mono">{{ r.agent or "unknown" }}</b>
     · strategies <b>{{ r.strategies|join(", ") or "—" }}</b>
@@ -164,7 +172,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   {% if r.drift.findings %}
   <table><thead><tr><th>When</th><th>Strategy</th><th>Metric</th><th class="n">Live</th><th class="n">Bound</th><th class="n">Samples</th><th>Finding</th></tr></thead>
   <tbody>{% for f in r.drift.findings %}
-  <tr><td>{{ unix(f.at) }}</td><td>{{ f.strategy }}</td><td>{{ f.label }}</td>
+  <tr><td class="t">{{ unix(f.at) }}</td><td>{{ f.strategy }}</td><td>{{ f.label }}</td>
       <td class="n">{{ num(f.live) }}</td><td class="n">{{ num(f.bound) }}</td><td class="n">{{ f.samples }}</td><td>{{ f.message }}</td></tr>
   {% endfor %}</tbody></table>
   {% else %}<p class="ok">Live behaviour stayed inside the mandate.</p>{% endif %}
@@ -177,7 +185,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   <div class="scroll"><table><thead><tr><th>Time</th><th>Strategy</th><th>Intent</th><th>Kind</th><th>In</th><th>Out</th>
     <th class="n">Value in</th><th class="n">Value out</th><th class="n">Slippage (bps)</th><th class="n">Realized PnL</th><th class="n">Gas</th><th>Tx</th></tr></thead>
   <tbody>{% for row in r.trades %}{% set t = row.trade %}
-  <tr class="trade-row"><td>{{ row.time }}</td><td>{{ t.strategy }}</td><td class="mono" title="{{ t.intent_id }}">{{ short(t.intent_id) }}</td>
+  <tr class="trade-row"><td class="t">{{ row.time|when }}</td><td>{{ t.strategy }}</td><td class="mono" title="{{ t.intent_id }}">{{ short(t.intent_id) }}</td>
     <td>{{ t.kind }}{% if t.exit_reason %} <span class="tag warning">{{ t.exit_reason }}</span>{% endif %}</td>
     <td title="{{ t.token_in or '' }}">{{ row.token_in_label }}</td><td title="{{ t.token_out or '' }}">{{ row.token_out_label }}</td>
     <td class="n">{{ num(t.value_in) }}</td><td class="n">{{ num(t.value_out) }}</td>
@@ -200,7 +208,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   </div>
   <details><summary>Every refusal</summary>
   <div class="scroll"><table><thead><tr><th>Time</th><th>Intent</th><th>Strategy</th><th>Stage</th><th>Rule</th><th>Reason</th></tr></thead>
-  <tbody>{% for x in r.refusals %}<tr><td>{{ x.time }}</td><td class="mono">{{ short(x.intent_id) }}</td><td>{{ x.strategy }}</td><td>{{ x.stage }}</td><td>{{ x.rule }}</td><td>{{ x.reason }}</td></tr>{% endfor %}</tbody></table></div>
+  <tbody>{% for x in r.refusals %}<tr><td class="t">{{ x.time|when }}</td><td class="mono">{{ short(x.intent_id) }}</td><td>{{ x.strategy }}</td><td>{{ x.stage }}</td><td>{{ x.rule }}</td><td>{{ x.reason }}</td></tr>{% endfor %}</tbody></table></div>
   </details>
   {% else %}<p class="empty">Nothing was refused in this period.</p>{% endif %}
 </section>
@@ -210,7 +218,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   {% if r.limits %}
   <table><thead><tr><th>Rule</th><th class="n">Used</th><th class="n">Limit</th><th class="n">Latest</th><th class="n">Highest</th><th>Highest at</th></tr></thead>
   <tbody>{% for l in r.limits %}<tr><td>{{ l.rule }}</td><td class="n">{{ num(l.used) }}</td><td class="n">{{ num(l.limit) }}</td>
-    <td class="n {{ 'neg' if l.ratio >= 1 else '' }}">{{ pct(l.ratio) }}</td><td class="n {{ 'neg' if l.max_ratio >= 1 else '' }}">{{ pct(l.max_ratio) }}</td><td>{{ l.max_at }}</td></tr>{% endfor %}</tbody></table>
+    <td class="n {{ 'neg' if l.ratio >= 1 else '' }}">{{ pct(l.ratio) }}</td><td class="n {{ 'neg' if l.max_ratio >= 1 else '' }}">{{ pct(l.max_ratio) }}</td><td class="t">{{ l.max_at|when }}</td></tr>{% endfor %}</tbody></table>
   {% else %}<p class="empty">No risk records with limit usage in this period.</p>{% endif %}
   {% if r.paused %}<p class="note neg">Paused at the end: {% for k, v in r.paused.items() %}{{ k }} ({{ v }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 </section>
@@ -220,7 +228,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   <h2>Alerts ({{ r.alerts|length }})</h2>
   {% if r.alerts %}
   <table><thead><tr><th>Time</th><th>Severity</th><th>Alert</th></tr></thead>
-  <tbody>{% for a in r.alerts %}<tr><td>{{ a.time }}</td><td><span class="tag {{ a.severity }}">{{ a.severity }}</span></td>
+  <tbody>{% for a in r.alerts %}<tr><td class="t">{{ a.time|when }}</td><td><span class="tag {{ a.severity }}">{{ a.severity }}</span></td>
     <td><b>{{ a.title }}</b>{% if a.detail %}<br><span class="note">{{ a.detail }}</span>{% endif %}</td></tr>{% endfor %}</tbody></table>
   {% else %}<p class="empty">No alerts.</p>{% endif %}
 </section>
@@ -228,12 +236,12 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
   <h2>Kill switch</h2>
   {% if r.kill_switch %}
   <table><thead><tr><th>Time</th><th>State</th><th>By</th><th>Reason</th></tr></thead>
-  <tbody>{% for k in r.kill_switch %}<tr><td>{{ k.time }}</td><td><span class="tag {{ 'on' if k.on else 'off' }}">{{ "ON" if k.on else "off" }}</span></td><td>{{ k.changed_by }}</td><td>{{ k.reason }}</td></tr>{% endfor %}</tbody></table>
+  <tbody>{% for k in r.kill_switch %}<tr><td class="t">{{ k.time|when }}</td><td><span class="tag {{ 'on' if k.on else 'off' }}">{{ "ON" if k.on else "off" }}</span></td><td>{{ k.changed_by }}</td><td>{{ k.reason }}</td></tr>{% endfor %}</tbody></table>
   {% else %}<p class="empty">Not switched in this period.</p>{% endif %}
   {% if r.failures %}
   <h2 style="margin-top:16px">Failed executions ({{ r.failures|length }})</h2>
   <table><thead><tr><th>Time</th><th>Intent</th><th>Reason</th></tr></thead>
-  <tbody>{% for f in r.failures %}<tr><td>{{ f.time }}</td><td class="mono">{{ short(f.intent_id) }}</td><td>{{ f.reason }}</td></tr>{% endfor %}</tbody></table>
+  <tbody>{% for f in r.failures %}<tr><td class="t">{{ f.time|when }}</td><td class="mono">{{ short(f.intent_id) }}</td><td>{{ f.reason }}</td></tr>{% endfor %}</tbody></table>
   {% endif %}
 </section>
 </div>
@@ -250,6 +258,7 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
 """
 
 _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["when"] = _when
 _ENV.globals.update(num=_num, signed=_signed, pct=_pct, unix=_unix, short=_short, tone=_tone)
 _TEMPLATE = _ENV.from_string(TEMPLATE)
 
