@@ -12,7 +12,6 @@ import getpass
 import os
 import socket
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -87,12 +86,18 @@ def enroll(
 
     Re-enrolling needs a current code of the enrolment it replaces.
     """
+    from defiagent.operator import second_factor
     from defiagent.operator.codes import read_code
     from defiagent.operator.enrolment import new_enrolment
     from defiagent.operator.files import state_lock
     from defiagent.operator.gates import state_audit
     from defiagent.operator.limits import approve_limits, reseal
-    from defiagent.operator.second_factor import AUDIT_KIND, SecondFactor, matching_counters
+    from defiagent.operator.second_factor import (
+        AUDIT_KIND,
+        SecondFactor,
+        matching_counters,
+        normalize,
+    )
 
     cfg = load_config(config) if config is not None else None
     directory = resolve_state_dir(config, state_dir)
@@ -106,7 +111,7 @@ def enroll(
         enrolment = new_enrolment(name or _default_name(), issuer)
         _show_provisioning(enrolment.provisioning_uri(), as_json)
         code = read_code(otp_stdin=otp_stdin, label="Code shown by the app, to confirm")
-        matches = matching_counters(enrolment, "".join((code or "").split()), time.time())
+        matches = matching_counters(enrolment, normalize(code), second_factor.now())
         if not matches:
             audit.record(AUDIT_KIND, {"action": "enrolling the operator", "outcome": "failed"})
             why = "no confirmation code was given" if not code else "the code does not match"
@@ -164,13 +169,14 @@ def status(
 ) -> None:
     """Whether an operator is enrolled, whether limits are approved, any lockout."""
     from defiagent.errors import DefiagentError
+    from defiagent.operator import second_factor
     from defiagent.operator.limits import LimitsStore
     from defiagent.operator.ratelimit import FailureLimiter, iso
     from defiagent.operator.second_factor import SecondFactor
 
     directory = resolve_state_dir(config, state_dir)
     factor = SecondFactor(directory)
-    now = time.time()
+    now = second_factor.now()
     data: dict = {"ok": True, "enrolled": factor.required, "path": str(factor.store.path)}
     problem = None
     if factor.required:

@@ -7,7 +7,6 @@ entry active. Turning the kill switch on never needs one: stopping must stay eas
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ def require_operator_code(
     *,
     audit: AuditSink,
     otp_stdin: bool = False,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
 ) -> bool:
     """When an operator is enrolled, read a code and verify it for `action` (Refused if not
     good). Returns whether a code was needed. Nothing is read when none is enrolled."""
@@ -71,7 +70,7 @@ def approve_with_operator(
     root: Path,
     state_dir: Path | str,
     otp_stdin: bool = False,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] | None = None,
     approve: Callable[..., Any] | None = None,
 ) -> Any:
     """`approve_entry`, with the operator's code first when this approval activates the entry."""

@@ -39,6 +39,11 @@ def matching_counters(enrolment: Enrolment, code: str, now: float) -> list[int]:
     return matches
 
 
+def now() -> float:
+    """The clock codes are checked against (tests put a fake one here)."""
+    return time.time()
+
+
 def normalize(code: str | None) -> str:
     return "".join((code or "").split())  # "123 456" as an app shows it is fine
 
@@ -51,7 +56,7 @@ class SecondFactor:
         state_dir: Path | str,
         *,
         audit: AuditSink | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         limiter: FailureLimiter | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
@@ -86,23 +91,23 @@ class SecondFactor:
             if not given:
                 self._record(action, "missing")
                 raise Refused(f"{action} needs the operator's current code ({HOW_TO_GIVE})")
-            now = self.clock()
-            until = self.limiter.locked_until(now)
+            at = (self.clock or now)()
+            until = self.limiter.locked_until(at)
             if until is not None:
                 self._record(action, "locked-out", locked_until=iso(until))
                 raise Refused(
                     f"too many wrong operator codes: {action} is locked out until {iso(until)}"
                 )
-            matches = matching_counters(enrolment, given, now)
+            matches = matching_counters(enrolment, given, at)
             last = enrolment.last_counter
             fresh = [c for c in matches if last is None or c > last]
             if not fresh:
                 outcome = "replayed" if matches else "failed"
-                failures = self.limiter.record_failure(now)
+                failures = self.limiter.record_failure(at)
                 self._record(action, outcome, failures_in_window=failures)
                 left = self.limiter.max_failures - failures
                 tail = (
-                    f"; attempts are locked out until {iso(self.limiter.locked_until(now) or now)}"
+                    f"; attempts are locked out until {iso(self.limiter.locked_until(at) or at)}"
                     if left <= 0
                     else f" ({failures} failed attempt(s) of {self.limiter.max_failures} allowed "
                     f"in {int(self.limiter.window_seconds // 60)} minutes)"
