@@ -208,7 +208,7 @@ class _QuietTransport(logging.Filter):
     # urllib3 logs the request path at DEBUG, and Slack's token is the path: drop urllib3's
     # records from our worker threads only, every other user of urllib3 keeps its logs.
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.threadName.startswith(_WORKER_PREFIX)
+        return not (record.threadName or "").startswith(_WORKER_PREFIX)
 
 
 _QUIET = _QuietTransport()
@@ -456,6 +456,10 @@ class WebhookAlertSink:
 # --- the log sink -----------------------------------------------------------------------
 
 
+def _one_line(value: Any) -> Any:
+    return " ".join(value.splitlines()) if isinstance(value, str) else value
+
+
 class LogAlertSink:
     """Implements AlertSink: one log line per alert, at the level its severity maps to."""
 
@@ -464,7 +468,8 @@ class LogAlertSink:
 
     def send(self, alert: Alert) -> None:
         try:
-            data = alert_json(alert)
+            # One line, whatever the strings hold: a newline could forge a log entry.
+            data = {k: _one_line(v) for k, v in alert_json(alert).items()}
             where = " ".join(f"{k}={data[k]}" for k in ("agent", "strategy") if data[k])
             figures = json.dumps(data["data"], sort_keys=True, default=str) if data["data"] else ""
             self._log.log(

@@ -333,6 +333,13 @@ def test_log_sink_logs_one_line_at_the_severity(caplog):
     assert "sk-1" not in caplog.text
 
 
+def test_log_sink_keeps_one_line(caplog):
+    with caplog.at_level(logging.INFO, logger="defiagent"):
+        LogAlertSink().send(alert(title="a\nALERT [info] forged", detail="x\ny"))
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage()
+
+
 # --- the dispatcher ---------------------------------------------------------------------
 
 
