@@ -17,10 +17,9 @@ from tests.reporting.day import DAY, clocked, value_at, write_day
 
 
 @pytest.fixture
-def day(tmp_path):
-    path = tmp_path / "audit.jsonl"
-    expected = write_day(path, mandate={"max_trades_per_day": 4, "max_slippage_bps": 15})
-    return path, expected
+def day(day_dir):
+    state_dir, expected = day_dir
+    return state_dir / AUDIT_FILE, expected
 
 
 def test_figures_of_a_day(day):
