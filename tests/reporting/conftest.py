@@ -13,16 +13,16 @@ MANDATE = {"max_trades_per_day": 4, "max_slippage_bps": 15}
 
 
 @pytest.fixture(scope="session")
-def _day_template(tmp_path_factory):
+def day_template(tmp_path_factory):
     folder = tmp_path_factory.mktemp("day")
     expected = write_day(folder / AUDIT_FILE, mandate=MANDATE)
     return folder, expected
 
 
 @pytest.fixture
-def day_dir(_day_template, tmp_path):
+def day_dir(day_template, tmp_path):
     """A state dir holding the day's audit.jsonl (and its .head), and the expected figures."""
-    folder, expected = _day_template
+    folder, expected = day_template
     state_dir = tmp_path / "state"
     shutil.copytree(folder, state_dir)
     return state_dir, expected

@@ -55,9 +55,9 @@ def _browse(page: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="module")
-def page(_day_template, tmp_path_factory) -> Path:
+def page(day_template, tmp_path_factory) -> Path:
     """The real command, as a person runs it (once for this module; it only reads the log)."""
-    state_dir, _ = _day_template
+    state_dir, _ = day_template
     out = tmp_path_factory.mktemp("html") / "report.html"
     done = subprocess.run(
         [
@@ -80,8 +80,8 @@ def page(_day_template, tmp_path_factory) -> Path:
     return out
 
 
-def test_the_rendered_dom(page, tmp_path, _day_template):
-    _, exp = _day_template
+def test_the_rendered_dom(page, tmp_path, day_template):
+    _, exp = day_template
     done = _browse(page, tmp_path, "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
