@@ -25,8 +25,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from defiagent.errors import ConfigError
 from defiagent.execution.fees import FeePolicy
-from defiagent.guard.registry import GuardSection, RiskSection
+from defiagent.guard.registry import GuardSection, RiskSection, merge_section
 from defiagent.market.http_price import HttpPriceConfig
+from defiagent.monitoring.alerts import AlertsConfig
+from defiagent.monitoring.auto_kill import AutoKillConfig
 from defiagent.signing.config import SignerConfig
 from defiagent.types import Address
 
@@ -122,6 +124,10 @@ class MarketConfig(Section):
 class StrategyConfig(Section):
     name: str = "mean-reversion"
     params: dict[str, Any] = Field(default_factory=dict)
+    risk: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="this strategy's own limits: [risk.*] fields that differ for it",
+    )
 
 
 class SimulationConfig(Section):
@@ -152,11 +158,16 @@ class AgentConfig(BaseSettings):
     protocols: ProtocolsConfig
     market: MarketConfig = Field(default_factory=MarketConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    strategies: list[StrategyConfig] = Field(
+        default_factory=list, description="several strategies side by side (replaces strategy)"
+    )
     guard: GuardSection = Field(default_factory=GuardSection)  # type: ignore[valid-type]
     risk: RiskSection = Field(default_factory=RiskSection)  # type: ignore[valid-type]
     fees: FeePolicy = Field(default_factory=FeePolicy)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    auto_kill: AutoKillConfig = Field(default_factory=AutoKillConfig)
     signer: SignerConfig
 
     @field_validator("rpc_url")
@@ -165,6 +176,24 @@ class AgentConfig(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @model_validator(mode="after")
+    def _strategies(self) -> AgentConfig:
+        names = [s.name for s in self.strategy_configs()]
+        if len(names) != len(set(names)):
+            raise ValueError("strategies: each strategy may appear once")
+        for sc in self.strategy_configs():
+            self.risk_for(sc)  # a bad per-strategy limit is a config error at load
+        return self
+
+    def strategy_configs(self) -> list[StrategyConfig]:
+        return list(self.strategies) or [self.strategy]
+
+    def risk_for(self, sc: StrategyConfig) -> BaseModel:
+        """The [risk] section with this strategy's own overrides applied."""
+        if not sc.risk:
+            return self.risk
+        return merge_section(self.risk, sc.risk, f"strategy {sc.name}: risk")
 
     @classmethod
     def settings_customise_sources(

@@ -47,6 +47,11 @@ class JournaledExecutor:
             )
         if result.state == State.ABORTED:
             return ExecutionResult(status="refused", **common)
+        if result.state in IN_FLIGHT:  # sent, no receipt within the timeout
+            return ExecutionResult(
+                status="pending",
+                **(common | {"reason": result.reason or "no receipt within the timeout"}),
+            )
         return ExecutionResult(
             status="failed",
             **(common | {"reason": result.reason or f"the transaction is {result.state}"}),

@@ -24,7 +24,9 @@ from pydantic import TypeAdapter, ValidationError
 from defiagent.agent.observe import observe_code
 from defiagent.agent.ports import CallExecutor
 from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
+from defiagent.agent.risk_desk import PlannedExit, RiskDesk, StrategyRisk
 from defiagent.agent.state import RateWindow, SpendLedger
+from defiagent.agent.trade_record import build_trade
 from defiagent.allowlist.models import ActiveAllowlist
 from defiagent.decisions import Decision
 from defiagent.errors import DefiagentError, InfraError
@@ -32,13 +34,25 @@ from defiagent.execution.models import PlannedCall
 from defiagent.execution.planner import Planner
 from defiagent.guard.base import FeeQuote, GuardContext
 from defiagent.guard.guard import Guard
+from defiagent.guard.registry import build_exit_rules, by_id
 from defiagent.guard.touched import TouchedCodePinned
 from defiagent.guard.valuation import outflow_value
 from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
 from defiagent.market.observer import MarketObserver, numeraire_prices
-from defiagent.monitoring.interfaces import AuditSink, KillSwitchState
+from defiagent.monitoring.auto_kill import AutoKill
+from defiagent.monitoring.events import RISK, TRADE
+from defiagent.monitoring.interfaces import (
+    Alert,
+    AlertKind,
+    AlertSeverity,
+    AlertSink,
+    AuditSink,
+    KillSwitchState,
+    NullAlertSink,
+)
 from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.risk.pnl import PortfolioHistory
+from defiagent.risk.trades import TradeLedger, moved_assets
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.checks import CheckContext, run_checks
 from defiagent.simulation.models import SimulationOutcome
@@ -96,6 +110,11 @@ class AgentParts:
     spenders: Sequence[str] = ()
     state_dir: Path | None = None  # where the spend ledger and portfolio history persist
     clock: Callable[[], float] = time.time
+    # Each strategy's own rules ([risk] with its overrides); default: `guard` for all.
+    strategy_risk: dict[str, StrategyRisk] = dataclasses.field(default_factory=dict)
+    alerts: AlertSink = dataclasses.field(default_factory=NullAlertSink)
+    auto_kill: AutoKill | None = None
+    drift: dict[str, Any] = dataclasses.field(default_factory=dict)  # strategy -> DriftMonitor
 
 
 class Agent:
@@ -108,7 +127,20 @@ class Agent:
             loss_window_seconds=parts.loss_window_seconds,
             path=d / "portfolio.jsonl" if d else None,
         )
+        self.ledger = TradeLedger(
+            d / "trades.jsonl" if d else None, numeraire=parts.observer.numeraire
+        )
+        risk = dict(parts.strategy_risk)
+        for s in parts.strategies:
+            risk.setdefault(s.name, StrategyRisk(guard=parts.guard, exits=build_exit_rules()))
+        self.desk = RiskDesk(risk, self.ledger)
+        for monitor_strategy, monitor in parts.drift.items():
+            for trade in self.ledger.trades:
+                if trade.strategy == monitor_strategy and moved_assets(trade):
+                    monitor.observe(trade)
+        self.paused: dict[str, str] = {}
         self.tick_no = 0
+        self._kill_seen: bool | None = None
 
     def warm_up(self) -> None:
         """Read the market once without trading, so price references have a first point."""
@@ -121,6 +153,7 @@ class Agent:
         self.tick_no += 1
         p = self.p
         with p.metrics.time("tick"):
+            self._watch_kill_switch()
             if p.kill_switch.is_on():
                 p.audit.record("tick-skipped", {"tick": self.tick_no, "reason": "kill switch on"})
                 p.metrics.ticks.labels(outcome="kill-switch").inc()
@@ -136,19 +169,42 @@ class Agent:
                 p.audit.record("tick-skipped", {"tick": self.tick_no, "reason": str(exc)})
                 p.metrics.ticks.labels(outcome="infra-error").inc()
                 return TickReport(tick=self.tick_no, skipped=str(exc))
+            self._review_risk(market, base_ctx)
             reports: list[IntentReport] = []
-            for strategy in p.strategies:
-                for intent in self._ask(strategy, market, portfolio, reports):
-                    report = self._handle(strategy.name, intent, market, portfolio, base_ctx)
-                    reports.append(report)
-                    if report.status == "executed":  # state moved: read it again
-                        try:
-                            market, portfolio, base_ctx = self._observe()
-                        except DefiagentError as exc:
-                            p.audit.record(
-                                "tick-aborted", {"tick": self.tick_no, "reason": str(exc)}
-                            )
-                            break
+            state = [market, portfolio, base_ctx]
+
+            def run(strategy: str, intent: Any, exit: PlannedExit | None = None) -> bool:
+                """Handle one intent; False when the tick must stop (state unreadable)."""
+                m, pf, ctx = state
+                report = self._handle(strategy, intent, m, pf, ctx, exit=exit)
+                reports.append(report)
+                if report.status != "executed":
+                    return True
+                try:  # state moved: read it again
+                    state[:] = self._observe()
+                except DefiagentError as exc:
+                    p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+                    return False
+                self._record_trade(strategy, intent, report, m, pf, ctx, state[1], exit)
+                return True
+
+            going = True
+            for name in self.desk.strategies:  # the agent's own exits come first
+                for planned in self.desk.exits(name, market, portfolio, base_ctx.prices):
+                    if going:
+                        p.audit.record(
+                            "position-exit",
+                            {"strategy": name, "rule": planned.rule, "reason": planned.reason},
+                        )
+                        going = run(name, planned.intent, planned)
+            for strategy in p.strategies if going else ():
+                if strategy.name in self.paused:
+                    continue
+                m, pf, _ = state
+                for intent in self._ask(strategy, m, pf, reports):
+                    if not run(strategy.name, intent):
+                        break
+            market, _, base_ctx = state
             p.metrics.ticks.labels(outcome="ok").inc()
             return TickReport(
                 tick=self.tick_no,
@@ -156,6 +212,165 @@ class Agent:
                 portfolio_value=base_ctx.risk.value_now,
                 spot_prices=self._spots(market),
                 intents=reports,
+            )
+
+    # --- risk, alerts and the automatic kill switch ---------------------------------------
+
+    def alert(self, kind: AlertKind, severity: AlertSeverity, title: str, **kw: Any) -> None:
+        self.p.alerts.send(
+            Alert(kind=kind, severity=severity, title=title, agent=self.p.agent, **kw)
+        )
+
+    def _watch_kill_switch(self) -> None:
+        """Alert when the kill switch changed since the last tick (by hand or by a trip)."""
+        p = self.p
+        on = p.kill_switch.is_on()
+        p.metrics.kill_switch.set(1 if on else 0)
+        if self._kill_seen is not None and on != self._kill_seen:
+            status = getattr(p.kill_switch, "status", None)
+            st = status() if callable(status) else None
+            by = getattr(st, "changed_by", "") or ""
+            if by != "auto-kill":  # an automatic trip already alerted, with its reason
+                self.alert(
+                    AlertKind.KILL_SWITCH,
+                    AlertSeverity.CRITICAL if on else AlertSeverity.WARNING,
+                    f"kill switch turned {'on' if on else 'off'}",
+                    detail=getattr(st, "reason", "") or "",
+                    data={"on": on, "changed_by": by},
+                )
+        self._kill_seen = on
+
+    def _review_risk(self, market: MarketSnapshot, ctx: GuardContext) -> None:
+        """Pauses, code drift, limit usage and drift, once per tick; records the picture."""
+        p = self.p
+        drifted = [
+            e.name
+            for e in p.allowlist.entries.values()
+            if not e.revoked and ctx.codehashes.get(e.address, "").lower() != e.codehash.lower()
+        ]
+        if drifted:
+            reason = f"the code of {', '.join(sorted(drifted))} no longer matches the allowlist"
+            self.alert(
+                AlertKind.ALLOWLIST,
+                AlertSeverity.CRITICAL,
+                "allowlist verification failed",
+                detail=reason,
+            )
+            if p.auto_kill:
+                p.auto_kill.allowlist_failure(reason)
+        paused: dict[str, str] = {}
+        for name in self.desk.strategies:
+            sctx = self.desk.context_for(name, ctx)
+            held = self.desk.pauses(name, sctx)
+            p.metrics.strategy_paused.labels(strategy=name).set(1 if held else 0)
+            for u in self.desk.usage(name, sctx):
+                p.metrics.limit_usage.labels(rule=u.rule).set(u.ratio)
+            if not held:
+                if name in self.paused:
+                    p.audit.record("strategy-resumed", {"strategy": name})
+                continue
+            paused[name] = "; ".join(reason for _, reason in held)
+            if name not in self.paused:
+                p.audit.record(
+                    "strategy-paused",
+                    {"strategy": name, "rules": [r for r, _ in held], "reason": paused[name]},
+                )
+                self.alert(
+                    AlertKind.LIMIT_BREACH,
+                    AlertSeverity.WARNING,
+                    f"strategy {name} paused by {', '.join(r for r, _ in held)}",
+                    detail=paused[name],
+                    strategy=name,
+                    data={"rules": [r for r, _ in held]},
+                )
+                for rule, reason in held:
+                    if rule in ("max-daily-loss", "max-drawdown") and p.auto_kill:
+                        p.auto_kill.loss_limit(rule, reason)
+        self.paused = paused
+        for monitor in p.drift.values():
+            for finding in monitor.check(float(ctx.now)):
+                p.audit.record("drift", finding.model_dump(mode="json"))
+                p.alerts.send(finding.to_alert(p.agent))
+                if p.auto_kill:
+                    p.auto_kill.drift(finding.message)
+        event = self.desk.event(self.tick_no, ctx, market, paused, self.history.first)
+        p.audit.record(RISK, event.model_dump(mode="json"))
+        if event.portfolio_value is not None:
+            p.metrics.portfolio_value.set(event.portfolio_value)
+        if event.pnl is not None:
+            p.metrics.pnl.set(event.pnl)
+        if event.drawdown_pct is not None:
+            p.metrics.drawdown_pct.set(event.drawdown_pct)
+        for asset, value in event.exposure.items():
+            p.metrics.exposure.labels(asset=asset).set(value)
+        for name, value in event.strategy_exposure.items():
+            p.metrics.strategy_exposure.labels(strategy=name).set(value)
+
+    def _record_trade(
+        self,
+        strategy: str,
+        intent: Any,
+        report: IntentReport,
+        market: MarketSnapshot,
+        before: PortfolioSnapshot,
+        ctx: GuardContext,
+        after: PortfolioSnapshot,
+        exit: PlannedExit | None,
+    ) -> None:
+        p = self.p
+        trade = build_trade(
+            rpc=p.rpc,
+            at=p.clock(),
+            strategy=strategy,
+            intent=intent,
+            tx_hashes=report.tx_hashes,
+            market=market,
+            before=before,
+            after=after,
+            prices=ctx.prices,
+            portfolio_value=ctx.risk.value_now,
+            exit_reason=exit.rule if exit else None,
+        )
+        trade = self.ledger.add(trade)
+        p.metrics.gas_spent_wei.inc(trade.gas_cost_wei)
+        if moved_assets(trade):
+            p.audit.record(TRADE, trade.model_dump(mode="json"))
+            if strategy in p.drift:
+                p.drift[strategy].observe(trade)
+        if exit is not None:
+            p.metrics.position_exits.labels(reason=exit.rule).inc()
+            self.alert(
+                AlertKind.POSITION_EXIT,
+                AlertSeverity.WARNING,
+                f"{exit.rule}: closed a {strategy} position",
+                detail=exit.reason,
+                strategy=strategy,
+                data={"realized_pnl": trade.realized_pnl, "tx_hashes": report.tx_hashes},
+            )
+
+    def _alert_refusals(self, strategy: str, stage: str, refusals: list[Refusal]) -> None:
+        """Security refusals, price-sanity refusals and limit breaches raise alerts."""
+        for r in refusals:
+            rule = by_id(r.rule)
+            if stage == "outcome":
+                kind, severity = AlertKind.SECURITY_REFUSAL, AlertSeverity.CRITICAL
+            elif rule is None:
+                continue
+            elif r.rule == "price-sane":
+                kind, severity = AlertKind.PRICE, AlertSeverity.WARNING
+            elif rule.group == "risk":
+                kind, severity = AlertKind.LIMIT_BREACH, AlertSeverity.WARNING
+            elif str(rule.severity) in ("critical", "high"):
+                kind, severity = AlertKind.SECURITY_REFUSAL, AlertSeverity.CRITICAL
+            else:
+                continue
+            self.alert(
+                kind,
+                severity,
+                f"{r.rule} refused a {strategy} request",
+                detail=r.reason,
+                strategy=strategy,
+                data={"rule": r.rule, "stage": stage},
             )
 
     def _spots(self, market: MarketSnapshot) -> dict[str, float]:
@@ -288,6 +503,8 @@ class Agent:
         market: MarketSnapshot,
         portfolio: PortfolioSnapshot,
         base_ctx: GuardContext,
+        *,
+        exit: PlannedExit | None = None,
     ) -> IntentReport:
         p = self.p
         now = p.clock()
@@ -309,6 +526,7 @@ class Agent:
         def refused(stage: str, refusals: list[Refusal], plan: list[str] | None = None):
             for r in refusals:
                 p.metrics.refusals.labels(rule=r.rule).inc()
+            self._alert_refusals(strategy, stage, refusals)
             p.audit.record(
                 "refused",
                 {
@@ -344,11 +562,16 @@ class Agent:
             intents_in_window=count,
             spent_in_window=self.spend.spent(now),
             kill_switch_on=p.kill_switch.is_on(),
+            position_exit=exit.rule if exit else "",
         )
+        own = self.desk.strategies.get(strategy)
+        guard = own.guard if own else p.guard
+        if own:
+            ctx = self.desk.context_for(strategy, ctx)
         decisions: list[Decision] = []
         with p.metrics.time("guard"):
             for call in calls:
-                decisions.append(p.guard.decide(call, ctx))
+                decisions.append(guard.decide(call, ctx))
         for call, decision in zip(calls, decisions, strict=True):
             p.audit.record(
                 "guard",
@@ -368,7 +591,10 @@ class Agent:
             with p.metrics.time("simulate"):
                 outcomes = p.simulator.simulate_sequence(calls)
         except DefiagentError as exc:
+            p.metrics.simulations.labels(result="error").inc()
             return refused("simulation", [Refusal(rule="simulation", reason=exc.message)], plan)
+        for o in outcomes:
+            p.metrics.simulations.labels(result="ok" if o.success else "reverted").inc()
         check_ctx = CheckContext(
             allowlist=p.allowlist,
             max_gas=p.max_gas_per_tx,
@@ -386,7 +612,11 @@ class Agent:
                 try:
                     with p.metrics.time("simulate"):
                         outcome = p.simulator.simulate(call)
+                    p.metrics.simulations.labels(
+                        result="ok" if outcome.success else "reverted"
+                    ).inc()
                 except DefiagentError as exc:
+                    p.metrics.simulations.labels(result="error").inc()
                     return refused(
                         "simulation", [Refusal(rule="simulation", reason=exc.message)], plan
                     )
@@ -402,6 +632,7 @@ class Agent:
                 return refused("execution", [Refusal(rule="executor", reason=result.reason)], plan)
             if not result.ok:
                 p.audit.record("failed", {"intent_id": intent.id, "reason": result.reason})
+                self._transaction_failed(strategy, intent.id, result)
                 return IntentReport(
                     **base,
                     plan=plan,
@@ -410,10 +641,27 @@ class Agent:
                     refusals=[Refusal(rule="executor", reason=result.reason)],
                     tx_hashes=hashes,
                 )
+            if p.auto_kill:
+                p.auto_kill.transaction_succeeded()
             spent, _ = outflow_value(call, ctx.prices)
             self.spend.add(p.clock(), spent)
         p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
+
+    def _transaction_failed(self, strategy: str, intent_id: str, result: Any) -> None:
+        p = self.p
+        stuck = result.status == "pending"
+        p.metrics.tx_pending.set(1 if stuck else 0)
+        self.alert(
+            AlertKind.TX_STUCK if stuck else AlertKind.TX_FAILED,
+            AlertSeverity.CRITICAL,
+            f"transaction {'stuck' if stuck else 'failed'} for a {strategy} intent",
+            detail=result.reason,
+            strategy=strategy,
+            data={"intent_id": intent_id, "tx_hash": result.tx_hash, "status": result.status},
+        )
+        if p.auto_kill:
+            p.auto_kill.transaction_failed(result.reason or result.status)
 
     def _check(
         self,

@@ -18,6 +18,7 @@ from defiagent.agent.allowlist_source import load_allowlist
 from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor
+from defiagent.agent.risk_desk import StrategyRisk
 from defiagent.allowlist.models import ActiveAllowlist, Role
 from defiagent.chain.rpc import RpcError
 from defiagent.config import AgentConfig
@@ -26,17 +27,20 @@ from defiagent.execution.executor import Executor
 from defiagent.execution.journal import Journal
 from defiagent.execution.planner import Planner, ProtocolAddresses
 from defiagent.guard.guard import Guard
-from defiagent.guard.registry import build_rules
+from defiagent.guard.registry import build_exit_rules, build_rules
 from defiagent.market.chainlink import FeedSpec
 from defiagent.market.http_price import HttpPriceReference
 from defiagent.market.observer import MarketObserver
 from defiagent.market.references import ChainlinkReference, ReferenceSource, TwapReference
 from defiagent.market.sanity import PriceSanityLimits
+from defiagent.monitoring.alerts import build_alerts
 from defiagent.monitoring.audit_log import AuditLog
+from defiagent.monitoring.auto_kill import AutoKill
+from defiagent.monitoring.interfaces import Alert, AlertKind, AlertSeverity
 from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.operator.limits import require_approved_limits
-from defiagent.signing.base import Signer
+from defiagent.signing.base import Signer, set_alert_hook
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
 from defiagent.simulation.simulator import Simulator
@@ -165,7 +169,7 @@ class AgentRuntime:
         strategies = (
             list(self._strategies)
             if self._strategies is not None
-            else [build_strategy(cfg.strategy.name, cfg.strategy.params)]
+            else [build_strategy(sc.name, sc.params) for sc in cfg.strategy_configs()]
         )
         w3 = Web3(
             Web3.HTTPProvider(
@@ -194,6 +198,7 @@ class AgentRuntime:
         )
         rules = build_rules(cfg.guard, cfg.risk)
         guard = Guard(rules)
+        strategy_risk = self._strategy_risk(strategies)
         fork = self._stack.enter_context(
             ForkManager(
                 cfg.simulation.fork_url or self.rpc_url,
@@ -206,6 +211,16 @@ class AgentRuntime:
         if cfg.metrics.port:
             metrics.serve(cfg.metrics.port, cfg.metrics.address)
         self.metrics = metrics
+        self.alerts = build_alerts(cfg.alerts, audit=self.audit, metrics=metrics)
+        self._stack.callback(self.alerts.close)
+        self.auto_kill = AutoKill(
+            self.kill_switch,
+            cfg.auto_kill,
+            audit=self.audit,
+            alerts=self.alerts,
+            agent=agent_address,
+        )
+        self._watch_signatures(agent_address)
         self.signer = signer
         self.allowlist = allowlist
         self.agent = Agent(
@@ -238,9 +253,17 @@ class AgentRuntime:
                 priority_fee_per_gas=cfg.fees.priority_fee_per_gas,
                 spenders=[cfg.protocols.router],
                 state_dir=cfg.state_dir,
+                strategy_risk=strategy_risk,
+                alerts=self.alerts,
+                auto_kill=self.auto_kill,
+                drift=self._drift_monitors(strategies),
             )
         )
         self.explanations = [s.describe() for s in strategies] + guard.explain()
+        for name, sr in strategy_risk.items():
+            own = [r.explain() for r in sr.guard.rules if r.group == "risk"]
+            own += [r.explain() for r in sr.exits]
+            self.explanations += [f"[{name}] {line}" for line in own]
         self.audit.record(
             "start",
             {
@@ -253,6 +276,42 @@ class AgentRuntime:
                 "explain": self.explanations,
             },
         )
+
+    def _strategy_risk(self, strategies: Sequence[Strategy]) -> dict[str, StrategyRisk]:
+        """Each strategy's guard and exit rules: [risk] with its own overrides applied."""
+        cfg = self.cfg
+        configs = {sc.name: sc for sc in cfg.strategy_configs()}
+        out = {}
+        for s in strategies:
+            sc = configs.get(s.name)
+            risk = cfg.risk_for(sc) if sc else cfg.risk
+            out[s.name] = StrategyRisk(
+                guard=Guard(build_rules(cfg.guard, risk)), exits=build_exit_rules(risk)
+            )
+        return out
+
+    def _drift_monitors(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
+        return {}
+
+    def _watch_signatures(self, agent_address: str) -> None:
+        """A signature that does not recover to the signer alerts and trips the kill switch."""
+        alerts, auto_kill = self.alerts, self.auto_kill
+
+        def on_mismatch(error: Any, context: Any) -> None:
+            alerts.send(
+                Alert(
+                    kind=AlertKind.SIGNATURE_MISMATCH,
+                    severity=AlertSeverity.CRITICAL,
+                    title="the signer returned a signature that does not check out",
+                    detail=str(getattr(error, "message", error)),
+                    agent=agent_address,
+                    data={k: str(v) for k, v in dict(context).items()},
+                )
+            )
+            auto_kill.signature_mismatch(str(getattr(error, "message", error)))
+
+        previous = set_alert_hook(on_mismatch)
+        self._stack.callback(set_alert_hook, previous)
 
     def _build_executor(self, signer: Signer) -> CallExecutor:
         cfg = self.cfg

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from defiagent.cli.output import console, emit
-from defiagent.guard.registry import ALL_RULES
+from defiagent.guard.registry import LISTED
 from defiagent.guard.touched import TouchedCodePinned
 from defiagent.simulation import checks as outcome_checks
 
@@ -14,7 +14,7 @@ app = typer.Typer(help="The guard rules, risk limits and outcome checks.", no_ar
 
 
 def rules_metadata() -> list[dict]:
-    rows = [cls.metadata() for cls in ALL_RULES]
+    rows = [cls.metadata() for cls in LISTED]
     t = TouchedCodePinned
     rows.append(
         {

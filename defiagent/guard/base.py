@@ -48,6 +48,12 @@ class RiskState:
     loss_pct_in_window: float | None = None  # vs the highest value in the loss window
     drawdown_pct: float | None = None  # vs the all-time peak since start
     position_values: dict[str, float] = field(default_factory=dict)  # token -> value
+    # The strategy being decided for (filled in per strategy by the agent):
+    strategy_exposure: float = 0.0  # value of the positions this strategy opened
+    trades_in_window: int = 0  # its executed trades in the trade-count window
+    consecutive_losses: int = 0  # its closing trades that lost, in a row, latest last
+    last_loss_at: float | None = None  # when the latest of those closed
+    gas_spent_wei: int = 0  # gas the agent paid in the gas window (all strategies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class GuardContext:
     intents_in_window: int = 0  # this strategy's intents in the rate window, this one included
     fees: FeeQuote | None = None
     risk: RiskState = field(default_factory=RiskState)
+    position_exit: str = ""  # set when the agent itself closes a position (e.g. "stop-loss")
     _index: dict[str, AllowlistEntry] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -124,23 +131,25 @@ class GuardRequest:
         return cls(call=call, entry=entry, function=function, decoded=decoded, decode_error=error)
 
 
-class Rule(ABC):
-    """One check. Subclasses set the metadata and implement `check`."""
+class Described:
+    """Metadata on the class, a config section, and a start-up explanation.
+
+    Shared by the guard's rules (which check one call) and the risk package's exit rules
+    (which decide when the agent closes a position): both are listed by `rules list` and
+    configured the same way.
+    """
 
     id: ClassVar[str]
     title: ClassVar[str]  # CamelCase name people see, e.g. "RecipientIsSelf"
-    description: ClassVar[str]  # one sentence: what it refuses
+    description: ClassVar[str]  # one sentence: what it refuses (or does)
     threat: ClassVar[str] = ""  # what goes wrong without it
     severity: ClassVar[Severity]
-    group: ClassVar[str] = "guard"  # "guard" or "risk"
+    group: ClassVar[str] = "guard"  # "guard", "risk" or "exit"
     section: ClassVar[str | None] = None  # config section name; None = not configurable
     Config: ClassVar[type[RuleConfig]] = RuleConfig
 
     def __init__(self, config: RuleConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
-
-    @abstractmethod
-    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict: ...
 
     def explain(self) -> str:
         """The start-up line: what this rule does with its configured values."""
@@ -150,11 +159,12 @@ class Rule(ABC):
     def enabled(self) -> bool:
         return bool(getattr(self.config, "enabled", True))
 
-    def allow(self) -> Verdict:
-        return Verdict.allow(self.id)
-
-    def refuse(self, reason: str) -> Verdict:
-        return Verdict.refuse(self.id, reason)
+    @classmethod
+    def config_section(cls) -> str | None:
+        """Where its config lives in agent.toml ("exit" rules live under [risk])."""
+        if not cls.section:
+            return None
+        return f"{'guard' if cls.group == 'guard' else 'risk'}.{cls.section}"
 
     @classmethod
     def metadata(cls) -> dict[str, Any]:
@@ -165,7 +175,7 @@ class Rule(ABC):
             "severity": str(cls.severity),
             "description": cls.description,
             "threat": cls.threat,
-            "config_section": f"{cls.group}.{cls.section}" if cls.section else None,
+            "config_section": cls.config_section(),
             "config": {
                 name: {
                     "default": f.default if not callable(f.default) else None,
@@ -174,6 +184,19 @@ class Rule(ABC):
                 for name, f in cls.Config.model_fields.items()
             },
         }
+
+
+class Rule(Described, ABC):
+    """One check. Subclasses set the metadata and implement `check`."""
+
+    @abstractmethod
+    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict: ...
+
+    def allow(self) -> Verdict:
+        return Verdict.allow(self.id)
+
+    def refuse(self, reason: str) -> Verdict:
+        return Verdict.refuse(self.id, reason)
 
 
 def unreadable(rule: Rule, req: GuardRequest, what: str) -> Verdict:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from defiagent.errors import ConfigError
-from defiagent.guard.base import Rule
+from defiagent.guard.base import Described, Rule
 from defiagent.guard.rules.approval_bounded import ApprovalBounded
 from defiagent.guard.rules.argument_equals import ArgumentEquals
 from defiagent.guard.rules.chain_matches import ChainMatches
@@ -31,9 +31,14 @@ from defiagent.guard.rules.target_allowlisted import TargetAllowlisted
 from defiagent.guard.rules.tokens_allowlisted import TokensAllowlisted
 from defiagent.guard.rules.value_cap_per_tx import PerTxValueCap
 from defiagent.guard.rules.value_cap_per_window import WindowValueCap
+from defiagent.risk.exits import ExitRule, StopLoss, TakeProfit
+from defiagent.risk.loss_cooldown import LossCooldown
 from defiagent.risk.max_daily_loss import MaxDailyLoss
 from defiagent.risk.max_drawdown import MaxDrawdown
+from defiagent.risk.max_gas import MaxGasPerDay
 from defiagent.risk.max_position import MaxPosition
+from defiagent.risk.max_trades import MaxTradesPerWindow
+from defiagent.risk.strategy_capital import StrategyCapital
 
 GUARD_RULES: tuple[type[Rule], ...] = (
     KillSwitchOff,
@@ -56,18 +61,29 @@ GUARD_RULES: tuple[type[Rule], ...] = (
     WindowValueCap,
     FeeCap,
 )
-RISK_RULES: tuple[type[Rule], ...] = (MaxDailyLoss, MaxDrawdown, MaxPosition)
+RISK_RULES: tuple[type[Rule], ...] = (
+    MaxDailyLoss,
+    MaxDrawdown,
+    MaxGasPerDay,
+    MaxTradesPerWindow,
+    LossCooldown,
+    MaxPosition,
+    StrategyCapital,
+)
 ALL_RULES: tuple[type[Rule], ...] = GUARD_RULES + RISK_RULES
+# Not checks on a call: when the agent closes a position itself. Configured under [risk].
+EXIT_RULES: tuple[type[ExitRule], ...] = (StopLoss, TakeProfit)
+LISTED: tuple[type[Described], ...] = ALL_RULES + EXIT_RULES
 
-_ids = [r.id for r in ALL_RULES]
+_ids = [r.id for r in LISTED]
 assert len(_ids) == len(set(_ids)), "rule ids must be unique"
 
 
-def by_id(rule_id: str) -> type[Rule] | None:
-    return next((r for r in ALL_RULES if r.id == rule_id), None)
+def by_id(rule_id: str) -> type[Described] | None:
+    return next((r for r in LISTED if r.id == rule_id), None)
 
 
-def _section_model(name: str, rules: tuple[type[Rule], ...]) -> type[BaseModel]:
+def _section_model(name: str, rules: tuple[type[Described], ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         r.section: (r.Config, Field(default_factory=r.Config, description=r.description))
         for r in rules
@@ -78,7 +94,7 @@ def _section_model(name: str, rules: tuple[type[Rule], ...]) -> type[BaseModel]:
 
 # The [guard] and [risk] tables of agent.toml: one sub-table per configurable rule.
 GuardSection = _section_model("GuardSection", GUARD_RULES)
-RiskSection = _section_model("RiskSection", RISK_RULES)
+RiskSection = _section_model("RiskSection", RISK_RULES + EXIT_RULES)
 
 
 def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -> list[Rule]:
@@ -93,6 +109,30 @@ def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -
         if rule.enabled:
             rules.append(rule)
     return rules
+
+
+def build_exit_rules(risk: BaseModel | None = None) -> list[ExitRule]:
+    risk = risk if risk is not None else RiskSection()
+    rules = [cls(getattr(risk, cls.section)) for cls in EXIT_RULES]
+    return [r for r in rules if r.enabled]
+
+
+def merge_section(base: BaseModel, overrides: dict[str, Any], where: str) -> BaseModel:
+    """`base` with some of its sub-tables' fields replaced (a strategy's own limits)."""
+    data = base.model_dump()
+    for section, fields in overrides.items():
+        if section not in data:
+            raise ConfigError(f"{where}.{section}: no such risk section")
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{where}.{section}: must be a table")
+        data[section] = {**data[section], **fields}
+    try:
+        return type(base).model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            f"{where}.{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
+        ) from exc
 
 
 def parse_sections(guard: dict | None, risk: dict | None) -> tuple[BaseModel, BaseModel]:

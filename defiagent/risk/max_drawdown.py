@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
+from defiagent.guard.base import GuardContext, RuleConfig, Severity
+from defiagent.monitoring.events import LimitUsage
+from defiagent.risk.base import PausingRule, unvalued
 
 
 class MaxDrawdownConfig(RuleConfig):
@@ -13,26 +14,32 @@ class MaxDrawdownConfig(RuleConfig):
     )
 
 
-class MaxDrawdown(Rule):
+class MaxDrawdown(PausingRule):
     id = "max-drawdown"
     title = "MaxDrawdown"
     description = "stop trading once the portfolio is too far below its peak since start"
     threat = "slow losses that never trip a daily limit but add up"
     severity = Severity.HIGH
-    group = "risk"
     section = "max_drawdown"
     Config = MaxDrawdownConfig
 
-    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
+    def pause_reason(self, ctx: GuardContext) -> str | None:
         if ctx.risk.value_now is None:
-            return self.refuse("the portfolio cannot be valued, so the drawdown cannot be checked")
+            return unvalued("the drawdown")
         drawdown = ctx.risk.drawdown_pct or 0.0
         if drawdown >= self.config.max_drawdown_pct:
-            return self.refuse(
+            return (
                 f"the portfolio is {drawdown:.2f}% below its peak (limit "
                 f"{self.config.max_drawdown_pct:g}%): trading is stopped"
             )
-        return self.allow()
+        return None
+
+    def usage(self, ctx: GuardContext) -> LimitUsage | None:
+        if ctx.risk.drawdown_pct is None:
+            return None
+        return LimitUsage(
+            rule=self.id, used=ctx.risk.drawdown_pct, limit=self.config.max_drawdown_pct
+        )
 
     def explain(self) -> str:
         return f"{self.title}: stop trading {self.config.max_drawdown_pct:g}% below the peak value"

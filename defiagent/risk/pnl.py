@@ -29,10 +29,13 @@ class PortfolioHistory:
         self.path = path
         self.points: deque[tuple[float, float]] = deque(load_points(path))
         self.peak: float | None = max((v for _, v in self.points), default=None)
+        self.first: float | None = self.points[0][1] if self.points else None  # PnL's base
 
     def record(self, t: float, value: float) -> None:
         self.points.append((t, value))
         append_point(self.path, t, value)
+        if self.first is None:
+            self.first = value
         self.peak = value if self.peak is None else max(self.peak, value)
         while self.points and t - self.points[0][0] > self.keep:
             self.points.popleft()

@@ -8,6 +8,7 @@ import pytest
 
 from defiagent.errors import Refused
 from defiagent.monitoring.audit_log import verify_audit_log
+from defiagent.monitoring.auto_kill import AutoKillConfig
 from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.strategy.intents import SwapExactIn
 from defiagent.strategy.rogue import RogueParams, RogueStrategy
@@ -198,7 +199,8 @@ def test_a_pool_changed_after_approval_is_refused_after_simulation(
     pair = market.dex.pair
     original = cw3.eth.get_code(pair).to_0x_hex()
     tweaked = original[:-2] + ("00" if original[-2:] != "00" else "01")
-    runtime = start_agent([Honest(market)])
+    # Without the automatic kill switch (tested below), to reach the outcome check.
+    runtime = start_agent([Honest(market)], auto_kill=AutoKillConfig(on_allowlist_failure=False))
     before = nonce(cw3, signer)
     cw3.provider.make_request("anvil_setCode", [pair, tweaked])
     try:
@@ -210,3 +212,32 @@ def test_a_pool_changed_after_approval_is_refused_after_simulation(
     assert intent.stage == "outcome"
     assert {r.rule for r in intent.refusals} == {"touched-code-pinned"}
     assert nonce(cw3, signer) == before
+
+
+def test_code_drift_trips_the_kill_switch_with_its_reason(start_agent, cw3, market, signer):
+    pair = market.dex.pair
+    original = cw3.eth.get_code(pair).to_0x_hex()
+    tweaked = original[:-2] + ("00" if original[-2:] != "00" else "01")
+    runtime = start_agent([Honest(market)])
+    before = nonce(cw3, signer)
+    cw3.provider.make_request("anvil_setCode", [pair, tweaked])
+    try:
+        report = runtime.agent.tick()
+    finally:
+        cw3.provider.make_request("anvil_setCode", [pair, original])
+    status = runtime.kill_switch.status()
+    assert status.on
+    assert status.changed_by == "auto-kill"
+    assert "allowlist-verification" in status.reason
+    assert "UniswapV2Pair DUSD/DTKN" in status.reason
+    assert all(i.status == "refused" for i in report.intents)
+    assert nonce(cw3, signer) == before
+    kinds = [a.kind for a in runtime.alerts.sent]
+    assert "allowlist-verification" in kinds
+    assert "kill-switch" in kinds
+    audit = [json.loads(line) for line in runtime.audit_path.read_text().splitlines()]
+    trips = [r["payload"] for r in audit if r["kind"] == "auto-kill"]
+    assert trips
+    assert trips[0]["trigger"] == "allowlist-verification"
+    # The code is back, but the switch stays on until an operator turns it off.
+    assert runtime.agent.tick().skipped == "the kill switch is on"

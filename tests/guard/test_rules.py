@@ -370,20 +370,30 @@ def test_fee_cap():
     assert refused_by(decide(swap(), context(fees=None))) == {"fee-cap"}
 
 
-def test_daily_loss_pauses_trading():
+def buy(amount=100 * E18):
+    """DUSD (the numeraire) into DTKN: a trade that takes on exposure."""
+    min_out = w.market().quote_out([DUSD, DTKN], amount) * 995 // 1000
+    intent = SwapExactIn(token_in=DUSD, token_out=DTKN, amount_in=amount, min_amount_out=min_out)
+    return plan(intent, **{DUSD: 10**30})[-1]
+
+
+def test_daily_loss_pauses_trading_but_not_selling_into_the_numeraire():
     risk = RiskState(value_now=100_000.0, loss_pct_in_window=2.5, drawdown_pct=2.5)
-    d = decide(swap(), context(risk=risk))
+    d = decide(buy(), context(risk=risk))
     assert refused_by(d) == {"max-daily-loss"}
-    assert "paused" in d.reason()
+    assert "paused" in d.reason() and "2.50%" in d.reason()
+    # Giving risk back (an exit into the numeraire) is never paused.
+    assert decide(swap(), context(risk=risk)).allowed
 
 
 def test_drawdown_stops_trading():
     risk = RiskState(value_now=100_000.0, loss_pct_in_window=0.0, drawdown_pct=12.0)
-    assert refused_by(decide(swap(), context(risk=risk))) == {"max-drawdown"}
+    assert refused_by(decide(buy(), context(risk=risk))) == {"max-drawdown"}
+    assert decide(swap(), context(risk=risk)).allowed
 
 
 def test_unvalued_portfolio_refuses_risk_rules():
-    d = decide(swap(), context(risk=RiskState(value_now=None)))
+    d = decide(buy(), context(risk=RiskState(value_now=None)))
     assert {"max-daily-loss", "max-drawdown"} <= refused_by(d)
 
 

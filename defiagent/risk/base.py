@@ -1,0 +1,47 @@
+"""What risk limits share: entries versus exits, pauses, and how much of a limit is used.
+
+Risk limits stop a strategy from taking on more risk; they never stop it (or the agent's
+own stop-loss) from giving risk back. A call "takes exposure" when the intent lets it
+bring in anything but the numeraire; selling into the numeraire, or an approval, does not.
+A pausing limit also pauses the whole strategy (the agent does not ask it for intents)
+while its condition holds, with the reason in the audit log and an alert.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+from defiagent.decisions import Verdict
+from defiagent.guard.base import GuardContext, GuardRequest, Rule
+from defiagent.monitoring.events import LimitUsage
+
+
+def takes_exposure(req: GuardRequest, ctx: GuardContext) -> bool:
+    numeraire = ctx.market.numeraire if ctx.market else None
+    return any(d.min_delta > 0 and d.token != numeraire for d in req.call.expected)
+
+
+class RiskRule(Rule):
+    group = "risk"
+
+    def usage(self, ctx: GuardContext) -> LimitUsage | None:
+        """How much of this limit the state in `ctx` uses (None: not measurable now)."""
+        return None
+
+
+class PausingRule(RiskRule):
+    """A limit on the state of the portfolio or the strategy, not on one call."""
+
+    @abstractmethod
+    def pause_reason(self, ctx: GuardContext) -> str | None:
+        """Why the strategy in `ctx` must not take on risk now; None if it may."""
+
+    def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
+        if not takes_exposure(req, ctx):
+            return self.allow()  # exits and approvals reduce or keep risk: never paused
+        reason = self.pause_reason(ctx)
+        return self.refuse(reason) if reason else self.allow()
+
+
+def unvalued(what: str) -> str:
+    return f"the portfolio cannot be valued, so {what} cannot be checked"
