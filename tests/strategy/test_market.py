@@ -58,7 +58,7 @@ def test_reader_twap_and_a_manipulated_spot(w3, uniswap):
         w3,
         pools=[d.pair],
         tokens=[d.token_a, d.token_b],
-        reference=TwapReference(min_window_seconds=30),
+        references=[TwapReference(min_window_seconds=30)],
         limits=PriceSanityLimits(max_deviation_bps=300),
         numeraire=d.token_a,
     )
@@ -101,7 +101,7 @@ def test_chainlink_reference_agreement_deviation_and_staleness(w3, uniswap):
         w3,
         pools=[d.pair],
         tokens=[d.token_a, d.token_b],
-        reference=ChainlinkReference({(d.token_b, d.token_a): feed.address}),  # DTKN in DUSD
+        references=[ChainlinkReference({(d.token_b, d.token_a): feed.address})],  # DTKN in DUSD
         limits=PriceSanityLimits(max_deviation_bps=300, max_reference_age_seconds=600),
     )
 
