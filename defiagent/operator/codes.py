@@ -18,7 +18,10 @@ ENV_VAR = "DEFIAGENT_OTP_CODE"
 def read_code(*, otp_stdin: bool = False, label: str = "Operator code (TOTP)") -> str | None:
     stdin = sys.stdin
     if stdin is not None and _isatty(stdin):
-        value = getpass.getpass(f"{label}: ")
+        try:
+            value = getpass.getpass(f"{label}: ")
+        except EOFError:
+            value = ""
     elif otp_stdin:
         try:
             value = stdin.readline() if stdin is not None else ""
