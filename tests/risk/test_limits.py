@@ -150,7 +150,7 @@ def test_position_book_average_cost_realized_pnl_and_losing_streak(tmp_path):
     # Rebuilt from the file after a restart: same positions, same streak.
     reloaded = TradeLedger(path, numeraire=DUSD)
     assert reloaded.book.losing_streak("s") == (2, 4)
-    assert [t.realized_pnl for t in reloaded.trades][-2:] == [None, None]  # as written
+    assert [t.realized_pnl for t in reloaded.trades][-2:] == [-10.0, -20.0]
     ledger.add(trade(6, DUSD, DTKN, 10, 10, 10.0, 10.0))
     ledger.add(trade(7, DTKN, DUSD, 10, 12, 12.0, 12.0))  # a win ends the streak
     assert ledger.book.losing_streak("s") == (0, None)
