@@ -92,7 +92,7 @@ def test_the_rendered_dom(page, tmp_path, day_template):
         assert f'<tr class="refusal-rule"><td>{rule}</td>' in dom
     assert "outflow 5000.00 above the cap of 2000.00" in dom
     # the hostile reason is text in the DOM, not an element
-    assert "&lt;script&gt;alert(\"pwned\")&lt;/script&gt;" in dom
+    assert '&lt;script&gt;alert("pwned")&lt;/script&gt;' in dom
     assert "<script>alert" not in dom
     assert dom.count("<svg") == 4
     assert 'id="chart-value"' in dom
