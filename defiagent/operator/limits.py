@@ -56,8 +56,30 @@ def _dump(model: Any) -> Any:
     return model
 
 
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        return {
+            k: _merged(base.get(k), override[k]) if k in override else v for k, v in base.items()
+        } | {k: v for k, v in override.items() if k not in base}
+    return override
+
+
 def _strategy_overrides(cfg: Any) -> dict[str, Any]:
-    """name -> that strategy's `risk` override (None when it has none), if the config has any."""
+    """name -> that strategy's effective risk section, or None when it has no override.
+
+    Uses the config's own `strategy_configs()`/`risk_for()` when it has them; otherwise
+    (duck typing) a `strategies` list or table whose items carry a `risk` model or a
+    partial table, laid over the global `[risk]` section.
+    """
+    if callable(getattr(cfg, "strategy_configs", None)) and callable(
+        getattr(cfg, "risk_for", None)
+    ):
+        out: dict[str, Any] = {}
+        for i, sc in enumerate(cfg.strategy_configs()):
+            name = str(getattr(sc, "name", None) or i)
+            key = name if name not in out else f"{name}#{i}"
+            out[key] = _dump(cfg.risk_for(sc)) if getattr(sc, "risk", None) else None
+        return out
     strategies = getattr(cfg, "strategies", None)
     if not strategies:
         return {}
@@ -68,7 +90,8 @@ def _strategy_overrides(cfg: Any) -> dict[str, Any]:
             (str((s.get("name") if isinstance(s, Mapping) else getattr(s, "name", None)) or i), s)
             for i, s in enumerate(strategies)
         ]
-    out: dict[str, Any] = {}
+    base = _dump(cfg.risk)
+    out = {}
     for i, (name, strategy) in enumerate(items):
         key = name if name not in out else f"{name}#{i}"
         risk = (
@@ -76,7 +99,7 @@ def _strategy_overrides(cfg: Any) -> dict[str, Any]:
             if isinstance(strategy, Mapping)
             else getattr(strategy, "risk", None)
         )
-        out[key] = _dump(risk)
+        out[key] = _merged(base, _dump(risk)) if risk else None
     return out
 
 

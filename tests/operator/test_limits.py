@@ -145,8 +145,9 @@ def test_per_strategy_risk_overrides():
         ),
     )
     assert [c.path for c in fresh] == ["strategies.new.risk.max_drawdown.max_drawdown_pct"]
-    # no `strategies` attribute at all (today's AgentConfig): nothing to compare
-    assert "strategies" not in current_limits(cfg())
+    # strategies without overrides run under the global section: nothing more to compare
+    assert current_limits(cfg())["strategies"] == {"mean-reversion": None}
+    assert "strategies" not in current_limits(SimpleNamespace(guard=cfg().guard, risk=risk))
 
 
 def test_require_approved_limits(state):
@@ -254,3 +255,22 @@ def reenroll(state, clock, monkeypatch, capsys, *where) -> str:
     monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
     assert main(["operator", "enroll", "--otp-stdin", *where, "--json"]) == 0
     return json.loads(capsys.readouterr().out)["limits"]
+
+
+def test_per_strategy_overrides_of_the_real_config():
+    def with_override(pct):
+        risk = {"max_position": {"max_position_pct": pct}} if pct is not None else {}
+        data = {**BASE, "strategies": [{"name": "mean-reversion", "risk": risk}]}
+        return parse_config(data)
+
+    approved = current_limits(with_override(20))
+    assert approved["strategies"]["mean-reversion"]["max_position"]["max_position_pct"] == 20
+    assert compare_limits(approved, current_limits(with_override(10))) == []
+    assert [c.sentence() for c in compare_limits(approved, current_limits(with_override(30)))] == [
+        "limit strategies.mean-reversion.risk.max_position.max_position_pct raised from 20.0 to 30.0"
+    ]
+    # the override dropped: the strategy runs under the global 80%
+    dropped = compare_limits(approved, current_limits(with_override(None)))
+    assert [c.sentence() for c in dropped] == [
+        "limit strategies.mean-reversion.risk.max_position.max_position_pct raised from 20.0 to 80.0"
+    ]
