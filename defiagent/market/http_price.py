@@ -24,6 +24,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defiagent.market.models import PoolState, SourceCheck, TokenInfo
@@ -175,6 +176,8 @@ class HttpPriceReference:
                 raise _NoQuote(f"the environment variable {self.config.api_key_env} is not set")
             headers[self.config.api_key_header] = key
         limit = self.config.max_body_bytes
+        budget = self.config.connect_timeout_seconds + self.config.read_timeout_seconds
+        deadline = time.monotonic() + budget
         try:
             with self.session.get(
                 url,
@@ -186,16 +189,18 @@ class HttpPriceReference:
                 if resp.status_code != 200:
                     raise _NoQuote(f"HTTP status {resp.status_code}")
                 body = b""
-                for chunk in resp.iter_content(8192):
+                while chunk := resp.raw.read1(8192, decode_content=True):  # one socket read
                     body += chunk
                     if len(body) > limit:
                         raise _NoQuote(f"the body exceeds {limit} bytes")
-        except requests.Timeout:
+                    if time.monotonic() > deadline:  # a server trickling bytes
+                        raise _NoQuote(f"the answer took longer than {budget:.1f}s")
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise _NoQuote(
                 f"no answer within {self.config.connect_timeout_seconds}s connect / "
                 f"{self.config.read_timeout_seconds}s read"
             ) from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _NoQuote(f"the request failed ({type(exc).__name__})") from None
         try:
             data = json.loads(body)
@@ -232,6 +237,8 @@ class HttpPriceReference:
             price, stamp = self.fetch(pair, base, quote)
         except _NoQuote as exc:
             return no_quote(str(exc))
+        except Exception as exc:  # whatever else: no quote, never a crashed tick
+            return no_quote(f"unexpected error ({type(exc).__name__})")
         wall = int(self.clock())  # an off-chain time: compared with this host's clock
         age = wall - stamp
         reason = ""

@@ -105,6 +105,7 @@ class PriceApi:
     def __init__(self) -> None:
         self.answers: dict[str, tuple[int, bytes, float]] = {}
         self.requests: list[dict[str, str]] = []
+        self.trickle: dict[str, float] = {}  # path -> seconds between bytes
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,7 +121,13 @@ class PriceApi:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if api.trickle.get(self.path):
+                        for i in range(len(body)):  # one byte at a time, each in time
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(api.trickle[self.path])
+                    else:
+                        self.wfile.write(body)
                 except OSError:  # the client gave up (timeout test)
                     pass
 

@@ -95,6 +95,24 @@ def test_a_bad_answer_is_no_quote(price_api, payload, status, delay, why):
     assert why in got.reason
 
 
+def test_a_trickling_answer_is_cut_at_the_total_budget(price_api):
+    price_api.answer("/trickle", answer(0.5))
+    price_api.trickle["/trickle"] = 0.1  # each byte within the read timeout, the whole not
+    started = time.monotonic()
+    got = source(price_api, "/trickle").read(TA, TB, POOL, 0)
+    assert time.monotonic() - started < 2.0
+    assert not got.answered
+    assert "the answer took longer than 1.3s" in got.reason
+
+
+def test_a_stall_in_the_middle_of_the_body_is_a_timeout(price_api):
+    price_api.answer("/stall", answer(0.5))
+    price_api.trickle["/stall"] = 0.6  # beyond the 0.3 s read timeout, after the headers
+    got = source(price_api, "/stall").read(TA, TB, POOL, 0)
+    assert not got.answered
+    assert "no answer within 1.0s connect / 0.3s read" in got.reason
+
+
 def test_an_unreachable_api_is_no_quote():
     class Dead:
         url = "http://127.0.0.1:9"
