@@ -284,7 +284,9 @@ class Agent:
                     data={"rules": [r for r, _ in held]},
                 )
                 for rule, reason in held:
-                    if rule in ("max-daily-loss", "max-drawdown") and p.auto_kill:
+                    # A measured loss, not a portfolio that cannot be valued right now.
+                    measured = ctx.risk.value_now is not None
+                    if rule in ("max-daily-loss", "max-drawdown") and measured and p.auto_kill:
                         p.auto_kill.loss_limit(rule, reason)
         self.paused = paused
         for monitor in p.drift.values():

@@ -27,7 +27,10 @@ class StopLossConfig(RuleConfig):
     enabled: bool = True
     stop_loss_pct: float = Field(default=10.0, gt=0, le=100, description="loss vs cost, percent")
     max_slippage_bps: float = Field(
-        default=100, gt=0, le=5_000, description="the exit's minimum out, below the pool quote"
+        default=50,
+        gt=0,
+        le=5_000,
+        description="the exit's minimum out, below the pool quote (keep it under [guard.slippage])",
     )
 
 
@@ -57,7 +60,10 @@ class TakeProfitConfig(RuleConfig):
     enabled: bool = True
     take_profit_pct: float = Field(default=30.0, gt=0, description="gain vs cost, percent")
     max_slippage_bps: float = Field(
-        default=100, gt=0, le=5_000, description="the exit's minimum out, below the pool quote"
+        default=50,
+        gt=0,
+        le=5_000,
+        description="the exit's minimum out, below the pool quote (keep it under [guard.slippage])",
     )
 
 

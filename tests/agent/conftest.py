@@ -17,6 +17,7 @@ from defiagent.agent.observe import codehash
 from defiagent.agent.runtime import AgentRuntime
 from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
 from defiagent.chain.anvil import Anvil
+from defiagent.config import parse_config
 from defiagent.signing.keystore import KeystoreSigner, write_keystore
 
 
@@ -80,15 +81,17 @@ def start_agent(chain, cw3, market, signer, allowlist, tmp_path):
     """start_agent(strategies, **config_overrides) -> runtime (warmed up, stopped at teardown)."""
     stack = contextlib.ExitStack()
 
-    def start(strategies, *, allowlist_override=None, **overrides):
+    def start(strategies, *, allowlist_override=None, configure=None, use_signer=None, **overrides):
         table = {"backend": "keystore", "path": str(signer.path), "password_env": "UNUSED"}
         cfg = demo_config(market, rpc_url=chain.url, workdir=tmp_path, signer_table=table)
         if overrides:
             cfg = cfg.model_copy(update=overrides)
+        if configure is not None:  # nested changes: configure(raw dict) -> raw dict
+            cfg = parse_config(configure(cfg.model_dump(mode="json")))
         runtime = stack.enter_context(
             AgentRuntime(
                 cfg,
-                signer=signer,
+                signer=use_signer or signer,
                 allowlist=allowlist_override or allowlist,
                 strategies=strategies,
                 mode="test",
