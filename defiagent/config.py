@@ -30,6 +30,7 @@ from defiagent.market.http_price import HttpPriceConfig
 from defiagent.monitoring.alerts import AlertsConfig
 from defiagent.monitoring.auto_kill import AutoKillConfig
 from defiagent.signing.config import SignerConfig
+from defiagent.strategy.mandate import Mandate
 from defiagent.types import Address
 
 DEFAULT_STATE_DIR = Path(".defiagent")
@@ -127,6 +128,9 @@ class StrategyConfig(Section):
     risk: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="this strategy's own limits: [risk.*] fields that differ for it",
+    )
+    mandate: Mandate | None = Field(
+        default=None, description="the envelope its live behaviour must stay in (drift alerts)"
     )
 
 

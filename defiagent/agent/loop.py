@@ -139,6 +139,7 @@ class Agent:
                 if trade.strategy == monitor_strategy and moved_assets(trade):
                     monitor.observe(trade)
         self.paused: dict[str, str] = {}
+        self._drifting: set[tuple[str, str]] = set()
         self.tick_no = 0
         self._kill_seen: bool | None = None
 
@@ -289,12 +290,19 @@ class Agent:
                     if rule in ("max-daily-loss", "max-drawdown") and measured and p.auto_kill:
                         p.auto_kill.loss_limit(rule, reason)
         self.paused = paused
+        findings = {}
+        now = p.clock()  # not ctx.now: whole seconds would hide this second's trades
         for monitor in p.drift.values():
-            for finding in monitor.check(float(ctx.now)):
-                p.audit.record("drift", finding.model_dump(mode="json"))
-                p.alerts.send(finding.to_alert(p.agent))
-                if p.auto_kill:
-                    p.auto_kill.drift(finding.message)
+            for f in monitor.check(now):
+                findings[(f.strategy, f.bound_name)] = f
+        for key, finding in findings.items():
+            if key in self._drifting:
+                continue  # still outside the envelope: said when it left it
+            p.audit.record("drift", finding.model_dump(mode="json"))
+            p.alerts.send(finding.to_alert(p.agent))
+            if p.auto_kill:
+                p.auto_kill.drift(finding.message)
+        self._drifting = set(findings)
         event = self.desk.event(self.tick_no, ctx, market, paused, self.history.first)
         p.audit.record(RISK, event.model_dump(mode="json"))
         if event.portfolio_value is not None:

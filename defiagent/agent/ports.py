@@ -18,7 +18,9 @@ from defiagent.simulation.models import SimulationOutcome
 class ExecutionResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    status: Literal["mined", "reverted", "refused", "failed", "pending"]  # pending: no receipt in time
+    status: Literal[
+        "mined", "reverted", "refused", "failed", "pending"
+    ]  # pending: no receipt in time
     tx_hash: str | None = None
     block_number: int | None = None
     gas_used: int | None = None

@@ -40,6 +40,7 @@ from defiagent.monitoring.interfaces import Alert, AlertKind, AlertSeverity
 from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.operator.limits import require_approved_limits
+from defiagent.risk.drift import DriftMonitor
 from defiagent.signing.base import Signer, set_alert_hook
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
@@ -290,8 +291,14 @@ class AgentRuntime:
             )
         return out
 
-    def _drift_monitors(self, strategies: Sequence[Strategy]) -> dict[str, Any]:
-        return {}
+    def _drift_monitors(self, strategies: Sequence[Strategy]) -> dict[str, DriftMonitor]:
+        """One drift monitor per strategy whose config declares a mandate."""
+        configs = {sc.name: sc for sc in self.cfg.strategy_configs()}
+        return {
+            s.name: DriftMonitor(configs[s.name].mandate, strategies=[s.name])
+            for s in strategies
+            if s.name in configs and configs[s.name].mandate is not None
+        }
 
     def _watch_signatures(self, agent_address: str) -> None:
         """A signature that does not recover to the signer alerts and trips the kill switch."""

@@ -12,7 +12,7 @@ only when there is enough data for it:
 - mean slippage: at least `min_slippage_trades` trades with a measured slippage;
 - win rate: at least `min_closed_trades` closing trades (with a realized PnL).
 
-Whether a finding also trips the kill switch is the caller's choice (`DriftConfig`).
+Whether a finding also trips the kill switch is `[auto_kill] on_drift` (monitoring/auto_kill.py).
 """
 
 from __future__ import annotations
@@ -45,14 +45,6 @@ LABELS: dict[str, str] = {
     "slippage_bps": "mean slippage (bps)",
     "win_rate": "win rate",
 }
-
-
-class DriftConfig(BaseModel):
-    """How the agent reacts to a finding (the alert is always sent)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    trip_kill_switch: bool = False
 
 
 class DriftFinding(BaseModel):

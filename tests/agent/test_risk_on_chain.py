@@ -294,3 +294,23 @@ def test_metrics_endpoint_and_webhook_alert_on_a_refusal(start_agent, market, we
     assert 'defiagent_refusals_total{rule="recipient-is-self"} 1.0' in page
     assert "defiagent_kill_switch_on 0.0" in page
     assert 'defiagent_alerts_total{delivered="yes",kind="security-refusal"}' in page
+
+
+def test_leaving_the_mandate_alerts_and_can_trip_the_kill_switch(start_agent, market):
+    def configure(raw):
+        raw["strategy"] = {"name": "buyer", "mandate": {"max_trade_value": 500}}
+        raw["auto_kill"] = {"on_drift": True}
+        return raw
+
+    runtime = start_agent([Buyer(market, amount=900 * UNIT)], configure=configure)
+    assert runtime.agent.tick().intents[0].status == "executed"
+    assert not runtime.kill_switch.is_on()
+    runtime.agent.tick()  # drift is judged once per tick, on the trades so far
+    (finding,) = audit(runtime, "drift")
+    assert finding["bound_name"] == "max_trade_value"
+    assert finding["live"] > 500
+    (alert,) = [a for a in runtime.alerts.sent if a.kind == "drift"]
+    assert "500" in alert.detail
+    status = runtime.kill_switch.status()
+    assert status.on
+    assert status.reason.startswith("drift:")

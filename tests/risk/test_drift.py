@@ -9,7 +9,7 @@ import pytest
 from defiagent.errors import ConfigError
 from defiagent.monitoring.events import TradeEvent
 from defiagent.monitoring.interfaces import AlertKind, AlertSeverity
-from defiagent.risk.drift import DriftConfig, DriftFinding, DriftMonitor, judge, scan
+from defiagent.risk.drift import DriftFinding, DriftMonitor, judge, scan
 from defiagent.strategy.mandate import Mandate
 
 H = 3600.0
@@ -154,13 +154,6 @@ def test_finding_to_alert():
     assert "31" not in alert.title  # figures in the detail: repeats throttle on the title
     assert alert.data["live"] == 24
     assert f.to_alert(severity=AlertSeverity.CRITICAL).severity is AlertSeverity.CRITICAL
-
-
-def test_drift_config():
-    assert DriftConfig().trip_kill_switch is False
-    assert DriftConfig(trip_kill_switch=True).trip_kill_switch is True
-    with pytest.raises(ValueError, match="extra"):
-        DriftConfig(trip=True)
 
 
 def test_scan_keeps_the_worst_of_each_breach():
