@@ -10,9 +10,11 @@ refused with its reason -> the audit log verified at the end.
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Callable
-from contextlib import ExitStack
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +22,12 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 
 from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.demo_inbox import WebhookInbox
 from defiagent.agent.demo_signers import demo_signer
 from defiagent.agent.devnet import UNIT, DemoMarket, MarketNoise, deploy_market, fund
 from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
-from defiagent.chain.anvil import Anvil
+from defiagent.chain.anvil import Anvil, free_port
 from defiagent.config import AgentConfig, parse_config
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
 from defiagent.strategy.mean_reversion import MeanReversion, MeanReversionParams
@@ -48,6 +51,9 @@ class DemoResult(BaseModel):
     audit: AuditReport
     balances_start: dict[str, float]
     balances_end: dict[str, float]
+    metrics_url: str = ""
+    metrics: list[str] = []  # a few lines scraped from the live /metrics endpoint
+    alerts: list[dict[str, Any]] = []  # what the local webhook received
 
 
 def demo_config(
@@ -119,6 +125,17 @@ def run_demo(
         )
 
         cfg = demo_config(market, rpc_url=node.url, workdir=workdir, signer_table=signer_table)
+        # Metrics on a local port, alerts to a local webhook (Slack's format), as in production.
+        inbox = stack.enter_context(WebhookInbox())
+        stack.enter_context(_env(DEMO_WEBHOOK_ENV, inbox.url))
+        metrics_port = free_port()
+        cfg = cfg.model_copy(
+            update={
+                "metrics": cfg.metrics.model_copy(update={"port": metrics_port}),
+                "alerts": cfg.alerts.model_copy(update={"webhook_url_env": DEMO_WEBHOOK_ENV}),
+            }
+        )
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         strategies = [
             MeanReversion(
                 MeanReversionParams(
@@ -145,6 +162,8 @@ def run_demo(
                 report = runtime.agent.tick()
                 reports.append(report)
                 emit("tick", report)
+            runtime.alerts.flush(10)
+            scraped = _scrape(metrics_url)
         end = _balances(w3, market, signer.address)
         d = market.dex
         return DemoResult(
@@ -168,4 +187,39 @@ def run_demo(
             audit=verify_audit_log(runtime.audit_path),
             balances_start=start,
             balances_end=end,
+            metrics_url=metrics_url,
+            metrics=scraped,
+            alerts=inbox.alerts(),
         )
+
+
+DEMO_WEBHOOK_ENV = "DEFIAGENT_DEMO_WEBHOOK_URL"
+_SHOWN = (
+    "defiagent_intents_total",
+    "defiagent_refusals_total",
+    "defiagent_sends_total",
+    "defiagent_simulations_total",
+    "defiagent_portfolio_value",
+    "defiagent_kill_switch_on",
+    "defiagent_alerts_total",
+)
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _scrape(url: str) -> list[str]:
+    """The demo's headline samples, read over HTTP as Prometheus would."""
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (our own loopback URL)
+        page = resp.read().decode()
+    return [line for line in page.splitlines() if line.startswith(_SHOWN)]

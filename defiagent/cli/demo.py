@@ -77,6 +77,19 @@ def demo(
         for asset, start in result.balances_start.items():
             table.add_row(asset, f"{start:,.4f}", f"{result.balances_end[asset]:,.4f}")
         console.print(table)
+        alerts = Table(title=f"alerts received by the local webhook ({len(result.alerts)})")
+        for col in ("severity", "kind", "alert"):
+            alerts.add_column(col)
+        for a in result.alerts:
+            alerts.add_row(
+                str(a.get("severity", "")),
+                str(a.get("kind", "")),
+                escape(f"{a.get('title', '')}: {a.get('detail', '')}"),
+            )
+        console.print(alerts)
+        console.print(f"metrics, as Prometheus scrapes them: {result.metrics_url}", highlight=False)
+        for line in result.metrics:
+            console.print(f"  [dim]{escape(line)}[/]", highlight=False)
         verdict = (
             f"[green]intact[/], {result.audit.records} records"
             if result.audit.ok
@@ -88,5 +101,5 @@ def demo(
         )
 
     emit(doc, as_json=as_json, human=human)
-    if not result.audit.ok or summary["rogue_executed"]:
+    if not result.audit.ok or summary["rogue_executed"] or not result.alerts:
         raise Refused("the demo's guarantees did not hold (see above)")

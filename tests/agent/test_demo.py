@@ -42,6 +42,15 @@ def test_demo_json(capsys):
         for intent in tick["intents"]:
             if intent["status"] == "executed":
                 assert intent["tx_hashes"]
+    # The rogue strategy's refusals reached the local webhook as security alerts...
+    kinds = {a["kind"] for a in doc["alerts"]}
+    assert "security-refusal" in kinds
+    assert all(a["agent"] == doc["agent"] for a in doc["alerts"])
+    # ...and the live /metrics endpoint counted the same refusals.
+    assert doc["metrics_url"].startswith("http://127.0.0.1:")
+    refusals = [m for m in doc["metrics"] if m.startswith("defiagent_refusals_total")]
+    assert any('rule="recipient-is-self"' in m for m in refusals)
+    assert "defiagent_kill_switch_on 0.0" in doc["metrics"]
 
 
 def test_demo_human_output(capsys):
@@ -49,4 +58,7 @@ def test_demo_human_output(capsys):
     out = capsys.readouterr().out
     assert "recipient-is-self" in out
     assert "audit log:" in out
+    assert "alerts received by the local webhook" in out
+    assert "security-refusal" in out
+    assert "/metrics" in out
     assert "intact" in out
