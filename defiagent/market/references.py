@@ -97,8 +97,17 @@ class TwapReference:
         if not obs or len(obs) < 2:
             return None
         latest = obs[-1]
-        start = next((o for o in obs if latest.timestamp - o.timestamp >= self.min_window), None)
-        if start is None or latest.timestamp - start.timestamp > self.max_window:
+        # The longest window within [min_window, max_window]: after a gap (a restart, a
+        # quiet chain) the oldest point may be too old while a newer one still fits.
+        start = next(
+            (
+                o
+                for o in obs
+                if self.min_window <= latest.timestamp - o.timestamp <= self.max_window
+            ),
+            None,
+        )
+        if start is None:
             return None
         elapsed = latest.timestamp - start.timestamp
         if base.address == pool.token0:

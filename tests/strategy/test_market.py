@@ -117,3 +117,34 @@ def test_chainlink_reference_agreement_deviation_and_staleness(w3, uniswap):
     assert "deviates" in observer.snapshot().price_checks[0].reason
     set_feed(0.5, age=3600)
     assert "old" in observer.snapshot().price_checks[0].reason
+
+
+def test_twap_after_a_gap_uses_the_newest_window_that_fits():
+    """A gap longer than max_window (a restart, a quiet chain) must not leave the TWAP
+    without a quote until the old point ages out: a newer point that fits is used."""
+    from defiagent.market.models import PoolState, TokenInfo
+    from defiagent.market.references import Q112
+
+    a, b = Web3.to_checksum_address(A), Web3.to_checksum_address(B)
+    pool = PoolState(
+        address=Web3.to_checksum_address("0x" + "33" * 20),
+        token0=a,
+        token1=b,
+        reserve0=10**18,
+        reserve1=2 * 10**18,
+        block_timestamp_last=0,
+    )
+    ta, tb = (
+        TokenInfo(address=a, symbol="A", decimals=18),
+        TokenInfo(address=b, symbol="B", decimals=18),
+    )
+    twap = TwapReference(min_window_seconds=60, max_window_seconds=3_600)
+
+    def cumulative(t):  # price 2 B per A since time 0, as the pair would accumulate it
+        return 2 * Q112 * t, Q112 * t // 2
+
+    for t in (1_000, 6_000, 6_100):  # a 5,000 s gap, then 100 s of observations
+        twap.record(pool.model_copy(update={"block_timestamp_last": t}), *cumulative(t), t)
+    got = twap.quote(ta, tb, pool, 6_100)
+    assert got is not None
+    assert got.price == pytest.approx(2.0)
