@@ -23,15 +23,18 @@ class ExitRule(Described):
         """Why the position must be closed now; None to keep it."""
 
 
-class StopLossConfig(RuleConfig):
+class ExitConfig(RuleConfig):
     enabled: bool = True
-    stop_loss_pct: float = Field(default=10.0, gt=0, le=100, description="loss vs cost, percent")
     max_slippage_bps: float = Field(
         default=50,
         gt=0,
         le=5_000,
         description="the exit's minimum out, below the pool quote (keep it under [guard.slippage])",
     )
+
+
+class StopLossConfig(ExitConfig):
+    stop_loss_pct: float = Field(default=10.0, gt=0, le=100, description="loss vs cost, percent")
 
 
 class StopLoss(ExitRule):
@@ -56,15 +59,8 @@ class StopLoss(ExitRule):
         return f"{self.title}: close a position {self.config.stop_loss_pct:g}% below its cost"
 
 
-class TakeProfitConfig(RuleConfig):
-    enabled: bool = True
+class TakeProfitConfig(ExitConfig):
     take_profit_pct: float = Field(default=30.0, gt=0, description="gain vs cost, percent")
-    max_slippage_bps: float = Field(
-        default=50,
-        gt=0,
-        le=5_000,
-        description="the exit's minimum out, below the pool quote (keep it under [guard.slippage])",
-    )
 
 
 class TakeProfit(ExitRule):
