@@ -75,10 +75,12 @@ def test_stop_loss_exit_goes_through_the_guarded_path(start_agent, cw3, market):
     def configure(raw):
         raw = wide_prices(raw)
         raw["risk"]["stop_loss"] = {"stop_loss_pct": 10}
-        raw["auto_kill"] = {"on_loss_limit": False}
+        raw["risk"]["loss_cooldown"] = {"max_consecutive_losses": 1, "cooldown_seconds": 600}
+        raw["risk"]["max_daily_loss"] = {"max_loss_pct": 90}  # only the cooldown may pause
+        raw["risk"]["max_drawdown"] = {"max_drawdown_pct": 90}
         return raw
 
-    runtime = start_agent([Buyer(market, amount=500 * UNIT)], configure=configure)
+    runtime = start_agent([Buyer(market, ticks=5)], configure=configure)
     first = runtime.agent.tick()
     assert [i.status for i in first.intents] == ["executed"], first.intents
     (position,) = runtime.agent.ledger.book.of("buyer")
@@ -96,6 +98,9 @@ def test_stop_loss_exit_goes_through_the_guarded_path(start_agent, cw3, market):
     assert audit(runtime, "position-exit")[0]["rule"] == "stop-loss"
     assert "position-exit" in [a.kind for a in runtime.alerts.sent]
     assert runtime.metrics.value("defiagent_position_exits_total", reason="stop-loss") == 1
+    # One losing close in a row is the configured limit: the strategy cools down.
+    assert runtime.agent.tick().intents == []
+    assert "losing trades in a row" in runtime.agent.paused["buyer"], runtime.agent.paused
 
 
 def test_take_profit_exit(start_agent, cw3, market):
@@ -143,10 +148,15 @@ def test_trade_count_limit_pauses_the_strategy_with_an_alert(start_agent, market
     assert {"rule": "max-trades", "used": 2.0, "limit": 2.0} in risk["limits"]
 
 
-def test_a_measured_loss_trips_the_kill_switch(start_agent, cw3, market, signer):
+@pytest.mark.parametrize(
+    ("section", "limit"),
+    [("max_daily_loss", {"max_loss_pct": 3}), ("max_drawdown", {"max_drawdown_pct": 3})],
+)
+def test_a_measured_loss_trips_the_kill_switch(start_agent, cw3, market, section, limit):
     def configure(raw):
         raw = wide_prices(raw)
-        raw["risk"]["max_daily_loss"] = {"max_loss_pct": 3}
+        raw["risk"]["max_daily_loss"] = {"max_loss_pct": 50}
+        raw["risk"][section] = limit
         return raw
 
     runtime = start_agent([Buyer(market, ticks=0)], configure=configure)
@@ -154,14 +164,57 @@ def test_a_measured_loss_trips_the_kill_switch(start_agent, cw3, market, signer)
     dump_dtkn(cw3, market, 300_000 * UNIT)  # the agent holds DTKN: its value falls
     runtime.agent.tick()
     status = runtime.kill_switch.status()
+    rule = section.replace("_", "-")
     assert status.on
     assert status.changed_by == "auto-kill"
-    assert "max-daily-loss" in status.reason
-    assert "lost" in status.reason
-    assert audit(runtime, "auto-kill")[0]["trigger"] == "max-daily-loss"
-    assert runtime.metrics.value("defiagent_kill_switch_on") in (0, 1)  # set each tick
+    assert status.reason.startswith(rule)
+    assert audit(runtime, "auto-kill")[0]["trigger"] == rule
+    assert audit(runtime, "strategy-paused")[0]["rules"] == [rule]
     assert runtime.agent.tick().skipped == "the kill switch is on"
     assert runtime.metrics.value("defiagent_kill_switch_on") == 1
+
+
+@pytest.mark.parametrize(
+    ("risk", "rule", "figure"),
+    [
+        # The agent already holds DTKN worth far more than 1,000 DUSD.
+        ({"max_position": {"per_asset": {"DTKN": 1_000}}}, "max-position", "limit 1,000.00"),
+        ({"max_position": {"max_value": 1_000}}, "max-position", "limit 1,000.00"),
+        ({"strategy_capital": {"max_capital_pct": 0.5}}, "strategy-capital", "limit 0.5%"),
+    ],
+)
+def test_position_and_capital_limits_refuse_a_buy(
+    start_agent, cw3, market, signer, risk, rule, figure
+):
+    def configure(raw):
+        for section, fields in risk.items():
+            if "per_asset" in fields:
+                fields = {"per_asset": {market.dtkn: fields["per_asset"]["DTKN"]}}
+            raw["risk"][section] = fields
+        return raw
+
+    runtime = start_agent([Buyer(market)], configure=configure)
+    before = cw3.eth.get_transaction_count(signer.address)
+    (intent,) = runtime.agent.tick().intents
+    assert intent.status == "refused"
+    assert intent.first_rule == rule, intent.refusals
+    assert figure in intent.refusals[0].reason
+    assert cw3.eth.get_transaction_count(signer.address) == before
+
+
+def test_gas_budget_pauses_after_it_is_spent(start_agent, market):
+    def configure(raw):
+        raw["risk"]["max_gas"] = {"max_eth": 0.0001}
+        return raw
+
+    strategy = Buyer(market, ticks=3, amount=100 * UNIT)
+    runtime = start_agent([strategy], configure=configure)
+    assert runtime.agent.tick().intents[0].status == "executed"  # nothing spent before it
+    assert runtime.metrics.value("defiagent_gas_spent_wei_total") > 10**14
+    assert runtime.agent.tick().intents == []
+    (paused,) = audit(runtime, "strategy-paused")
+    assert paused["rules"] == ["max-gas"]
+    assert "budget 0.0001 ETH" in paused["reason"]
 
 
 class UnreachableSigner:
@@ -314,3 +367,28 @@ def test_leaving_the_mandate_alerts_and_can_trip_the_kill_switch(start_agent, ma
     status = runtime.kill_switch.status()
     assert status.on
     assert status.reason.startswith("drift:")
+
+
+def test_a_stuck_transaction_alerts(start_agent, cw3, market):
+    runtime = start_agent([Buyer(market, amount=100 * UNIT)], receipt_timeout_seconds=0.5)
+    cw3.provider.make_request("evm_setAutomine", [False])
+    try:
+        report = runtime.agent.tick()
+    finally:
+        cw3.provider.make_request("evm_setAutomine", [True])
+        cw3.provider.make_request("evm_mine", [])
+    assert report.intents[0].status == "failed"
+    (stuck,) = [a for a in runtime.alerts.sent if a.kind == "tx-stuck"]
+    assert stuck.data["status"] == "pending"
+    assert stuck.data["tx_hash"]
+
+
+def test_a_kill_switch_turned_on_from_elsewhere_alerts(start_agent, market):
+    runtime = start_agent([Buyer(market, ticks=0)])
+    runtime.agent.tick()
+    runtime.kill_switch.set(True, reason="operator: maintenance", changed_by="cli:ops")
+    assert runtime.agent.tick().skipped == "the kill switch is on"
+    (alert,) = [a for a in runtime.alerts.sent if a.kind == "kill-switch"]
+    assert alert.title == "kill switch turned on"
+    assert alert.detail == "operator: maintenance"
+    assert alert.data["changed_by"] == "cli:ops"
