@@ -155,7 +155,8 @@ def test_trade_count_limit_pauses_the_strategy_with_an_alert(start_agent, market
 def test_a_measured_loss_trips_the_kill_switch(start_agent, cw3, market, section, limit):
     def configure(raw):
         raw = wide_prices(raw)
-        raw["risk"]["max_daily_loss"] = {"max_loss_pct": 50}
+        raw["risk"]["max_daily_loss"] = {"max_loss_pct": 90}  # only `section` may fire
+        raw["risk"]["max_drawdown"] = {"max_drawdown_pct": 90}
         raw["risk"][section] = limit
         return raw
 
