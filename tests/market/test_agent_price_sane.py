@@ -77,6 +77,8 @@ def test_a_swap_after_a_one_block_manipulation_is_refused_by_price_sane(
     assert re.search(r"spot [\d.]+ deviates \d+ bps from the uniswap-v2-twap reference", reason)
     assert "(limit 400 bps; age 0s, limit 600s)" in reason
     assert cw3.eth.get_transaction_count(signer.address) == nonce  # nothing signed or sent
+    (alert,) = [a for a in runtime.alerts.sent if a.kind == "price-sanity"]
+    assert alert.detail == reason  # the operator sees the same figures
 
     snapshots = [
         json.loads(line)
