@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,22 @@ def test_demo_json(capsys):
     refusals = [m for m in doc["metrics"] if m.startswith("defiagent_refusals_total")]
     assert any('rule="recipient-is-self"' in m for m in refusals)
     assert "defiagent_kill_switch_on 0.0" in doc["metrics"]
+
+    # The behaviour report reads the demo's real audit log back.
+    capsys.readouterr()
+    html = Path(doc["workdir"]) / "report.html"
+    assert main(["report", "--audit-log", doc["audit_log"], "--html", str(html), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["report"]
+    swaps = [
+        i
+        for t in doc["ticks"]
+        for i in t["intents"]
+        if i["status"] == "executed" and i["kind"].startswith("swap")
+    ]
+    assert len(report["trades"]) == len(swaps)
+    assert report["refusals_by_rule"]["recipient-is-self"] >= 1
+    assert len(report["value_series"]) >= 3  # one risk record per tick
+    assert "<svg" in html.read_text()
 
 
 def test_demo_human_output(capsys):
