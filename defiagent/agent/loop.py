@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from defiagent.agent.observe import observe_code
+from defiagent.agent.observe import drifted_entries, observe_code
 from defiagent.agent.ports import CallExecutor
 from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
 from defiagent.agent.risk_desk import PlannedExit, RiskDesk, StrategyRisk
@@ -40,7 +40,7 @@ from defiagent.guard.valuation import outflow_value
 from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
 from defiagent.market.observer import MarketObserver, numeraire_prices
 from defiagent.monitoring.auto_kill import AutoKill
-from defiagent.monitoring.events import RISK, TRADE
+from defiagent.monitoring.events import RISK, TRADE, LimitUsage
 from defiagent.monitoring.interfaces import (
     Alert,
     AlertKind,
@@ -244,13 +244,9 @@ class Agent:
     def _review_risk(self, market: MarketSnapshot, ctx: GuardContext) -> None:
         """Pauses, code drift, limit usage and drift, once per tick; records the picture."""
         p = self.p
-        drifted = [
-            e.name
-            for e in p.allowlist.entries.values()
-            if not e.revoked and ctx.codehashes.get(e.address, "").lower() != e.codehash.lower()
-        ]
+        drifted = drifted_entries(p.allowlist, ctx.codehashes)
         if drifted:
-            reason = f"the code of {', '.join(sorted(drifted))} no longer matches the allowlist"
+            reason = f"the code of {', '.join(drifted)} no longer matches the allowlist"
             self.alert(
                 AlertKind.ALLOWLIST,
                 AlertSeverity.CRITICAL,
@@ -260,12 +256,14 @@ class Agent:
             if p.auto_kill:
                 p.auto_kill.allowlist_failure(reason)
         paused: dict[str, str] = {}
+        limits: dict[str, LimitUsage] = {}  # per rule, the most used across strategies
         for name in self.desk.strategies:
             sctx = self.desk.context_for(name, ctx)
             held = self.desk.pauses(name, sctx)
             p.metrics.strategy_paused.labels(strategy=name).set(1 if held else 0)
             for u in self.desk.usage(name, sctx):
-                p.metrics.limit_usage.labels(rule=u.rule).set(u.ratio)
+                if u.rule not in limits or u.ratio > limits[u.rule].ratio:
+                    limits[u.rule] = u
             if not held:
                 if name in self.paused:
                     p.audit.record("strategy-resumed", {"strategy": name})
@@ -303,7 +301,11 @@ class Agent:
             if p.auto_kill:
                 p.auto_kill.drift(finding.message)
         self._drifting = set(findings)
-        event = self.desk.event(self.tick_no, ctx, market, paused, self.history.first)
+        for u in limits.values():
+            p.metrics.limit_usage.labels(rule=u.rule).set(u.ratio)
+        event = self.desk.event(
+            self.tick_no, ctx, market, paused, self.history.first, list(limits.values())
+        )
         p.audit.record(RISK, event.model_dump(mode="json"))
         if event.portfolio_value is not None:
             p.metrics.portfolio_value.set(event.portfolio_value)
@@ -439,11 +441,7 @@ class Agent:
                 "portfolio_value": value,
                 "balances": portfolio.balances,
                 "eth_balance": portfolio.eth_balance,
-                "drifted": sorted(
-                    e.name
-                    for e in p.allowlist.entries.values()
-                    if codehashes.get(e.address, "").lower() != e.codehash.lower()
-                ),
+                "drifted": drifted_entries(p.allowlist, codehashes),
             },
         )
         return market, portfolio, ctx

@@ -44,6 +44,15 @@ def _word_to_address(word: str | None) -> str | None:
     return to_checksum_address(f"0x{value:040x}")
 
 
+def drifted_entries(allowlist: ActiveAllowlist, codehashes: dict[str, str]) -> list[str]:
+    """Names of the active entries whose observed code is not the code they pin (or unread)."""
+    return sorted(
+        e.name
+        for e in allowlist.entries.values()
+        if not e.revoked and codehashes.get(e.address, "").lower() != e.codehash.lower()
+    )
+
+
 def observe_code(
     rpc: BatchRpcClient, allowlist: ActiveAllowlist, block: int
 ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:

@@ -153,14 +153,10 @@ class RiskDesk:
         market: MarketSnapshot,
         paused: dict[str, str],
         first_value: float | None,
+        limits: list[LimitUsage],
     ) -> RiskEvent:
         risk: RiskState = ctx.risk
         symbols = {a: t.symbol for a, t in market.tokens.items()}
-        limits: dict[str, LimitUsage] = {}
-        for name in self.strategies:
-            for u in self.usage(name, self.context_for(name, ctx)):
-                if u.rule not in limits or u.ratio > limits[u.rule].ratio:
-                    limits[u.rule] = u  # the most used, across strategies
         return RiskEvent(
             at=float(ctx.now),
             tick=tick,
@@ -175,6 +171,6 @@ class RiskDesk:
                 name: self.ledger.book.exposure(name, ctx.prices) for name in self.strategies
             },
             gas_spent_wei_in_window=self.ledger.gas_wei(float(ctx.now), DAY),
-            limits=list(limits.values()),
+            limits=limits,
             paused=paused,
         )

@@ -42,16 +42,20 @@ def load_points(path: Path | None) -> list[tuple[float, float]]:
     return points
 
 
-def append_point(path: Path | None, t: float, value: float) -> None:
-    if path is None:
-        return
+def append_line(path: Path, line: str) -> None:
+    """Append one line and fsync it (the state files must survive a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, (json.dumps([t, value]) + "\n").encode())
+        os.write(fd, (line + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_point(path: Path | None, t: float, value: float) -> None:
+    if path is not None:
+        append_line(path, json.dumps([t, value]))
 
 
 class SpendLedger:

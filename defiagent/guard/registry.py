@@ -129,10 +129,7 @@ def merge_section(base: BaseModel, overrides: dict[str, Any], where: str) -> Bas
     try:
         return type(base).model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(
-            f"{where}.{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
-        ) from exc
+        raise _first_error(exc, f"{where}.") from exc
 
 
 def parse_sections(guard: dict | None, risk: dict | None) -> tuple[BaseModel, BaseModel]:
@@ -140,5 +137,10 @@ def parse_sections(guard: dict | None, risk: dict | None) -> tuple[BaseModel, Ba
     try:
         return GuardSection.model_validate(guard or {}), RiskSection.model_validate(risk or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from exc
+        raise _first_error(exc) from exc
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    """One sentence naming the first bad field."""
+    first = exc.errors()[0]
+    return ConfigError(f"{prefix}{'.'.join(str(x) for x in first['loc'])}: {first['msg']}")

@@ -19,6 +19,11 @@ def outflows(call: PlannedCall) -> dict[str, int]:
     return out
 
 
+def no_price(assets: list[str], what: str) -> str:
+    """The refusal of a limit that cannot value `what` (fail closed)."""
+    return f"no sane price for {', '.join(assets)}, so the {what} cannot be valued"
+
+
 def outflow_value(call: PlannedCall, prices: dict[str, float]) -> tuple[float, list[str]]:
     """(value in the numeraire, assets that have no price)."""
     total, unpriced = 0.0, []

@@ -12,13 +12,19 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from defiagent.decisions import Verdict
+from defiagent.execution.models import ExpectedDelta
 from defiagent.guard.base import GuardContext, GuardRequest, Rule
 from defiagent.monitoring.events import LimitUsage
 
 
-def takes_exposure(req: GuardRequest, ctx: GuardContext) -> bool:
+def entries(req: GuardRequest, ctx: GuardContext) -> list[ExpectedDelta]:
+    """What the call may bring in besides the numeraire (None = ETH)."""
     numeraire = ctx.market.numeraire if ctx.market else None
-    return any(d.min_delta > 0 and d.token != numeraire for d in req.call.expected)
+    return [d for d in req.call.expected if d.min_delta > 0 and d.token != numeraire]
+
+
+def takes_exposure(req: GuardRequest, ctx: GuardContext) -> bool:
+    return bool(entries(req, ctx))
 
 
 class RiskRule(Rule):

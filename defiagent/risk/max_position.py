@@ -4,8 +4,9 @@ from pydantic import Field, field_validator
 
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, RuleConfig, Severity
+from defiagent.guard.valuation import no_price
 from defiagent.monitoring.events import LimitUsage
-from defiagent.risk.base import RiskRule
+from defiagent.risk.base import RiskRule, entries
 
 
 class MaxPositionConfig(RuleConfig):
@@ -49,9 +50,7 @@ class MaxPosition(RiskRule):
         return min(caps) if caps else None
 
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
-        inflows = [d for d in req.call.expected if d.min_delta > 0 and d.token is not None]
-        numeraire = ctx.market.numeraire if ctx.market else None
-        inflows = [d for d in inflows if d.token != numeraire]
+        inflows = [d for d in entries(req, ctx) if d.token is not None]
         if not inflows:
             return self.allow()
         total = ctx.risk.value_now
@@ -62,7 +61,7 @@ class MaxPosition(RiskRule):
         for d in inflows:
             price = ctx.prices.get(d.token)
             if price is None:
-                return self.refuse(f"no sane price for {d.token}, so the position cannot be valued")
+                return self.refuse(no_price([d.token], "position"))
             after = ctx.risk.position_values.get(d.token, 0.0) + d.min_delta * price
             share = after / total * 100
             if share > self.config.max_position_pct:

@@ -4,8 +4,9 @@ from pydantic import Field
 
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, RuleConfig, Severity
+from defiagent.guard.valuation import no_price
 from defiagent.monitoring.events import LimitUsage
-from defiagent.risk.base import RiskRule
+from defiagent.risk.base import RiskRule, entries
 
 
 class StrategyCapitalConfig(RuleConfig):
@@ -28,10 +29,7 @@ class StrategyCapital(RiskRule):
     Config = StrategyCapitalConfig
 
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
-        numeraire = ctx.market.numeraire if ctx.market else None
-        inflows = [
-            d for d in req.call.expected if d.min_delta > 0 and d.token not in (None, numeraire)
-        ]
+        inflows = [d for d in entries(req, ctx) if d.token is not None]
         if not inflows:
             return self.allow()
         total = ctx.risk.value_now
@@ -41,7 +39,7 @@ class StrategyCapital(RiskRule):
         for d in inflows:
             price = ctx.prices.get(d.token)
             if price is None:
-                return self.refuse(f"no sane price for {d.token}, so the position cannot be valued")
+                return self.refuse(no_price([d.token], "position"))
             added += d.min_delta * price
         share = (ctx.risk.strategy_exposure + added) / total * 100
         if share > self.config.max_capital_pct:

@@ -7,11 +7,11 @@ resets neither a trade-count window, nor a gas budget, nor a stop-loss.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from defiagent.agent.state import append_line
 from defiagent.monitoring.events import TradeEvent
 from defiagent.risk.positions import PositionBook
 
@@ -47,13 +47,7 @@ class TradeLedger:
         trade = trade.model_copy(update={"realized_pnl": realized})
         self.trades.append(trade)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, (json.dumps(trade.model_dump(mode="json")) + "\n").encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_line(self.path, json.dumps(trade.model_dump(mode="json")))
         return trade
 
     def count(self, strategy: str, now: float, window: float) -> int:

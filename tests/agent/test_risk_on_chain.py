@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from eth_keys import keys
 
+from defiagent.agent.demo_inbox import WebhookInbox
 from defiagent.agent.devnet import UNIT, fund
 from defiagent.devchain.deploy import swap_exact_in
 from defiagent.errors import InfraError
@@ -284,30 +283,14 @@ def test_a_signature_mismatch_alerts_and_trips_the_kill_switch(start_agent, cw3,
     assert "signature-mismatch" in status.reason
 
 
-class Recorder(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        type(self).received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def webhook():
-    Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/secret-token"
-    server.shutdown()
+    with WebhookInbox() as inbox:
+        yield inbox
 
 
 def test_metrics_endpoint_and_webhook_alert_on_a_refusal(start_agent, market, webhook, monkeypatch):
-    monkeypatch.setenv("DEFIAGENT_ALERT_WEBHOOK_URL", webhook)
+    monkeypatch.setenv("DEFIAGENT_ALERT_WEBHOOK_URL", webhook.url)
     from defiagent.chain.anvil import free_port
 
     port = free_port()
@@ -339,9 +322,9 @@ def test_metrics_endpoint_and_webhook_alert_on_a_refusal(start_agent, market, we
     report = runtime.agent.tick()
     assert report.intents[0].status == "refused"
     assert runtime.alerts.flush(5)
-    texts = [r["text"] for r in Recorder.received]
+    texts = [r["text"] for r in webhook.received]
     assert any("recipient-is-self" in t for t in texts), texts
-    posted = [r["defiagent"] for r in Recorder.received]
+    posted = webhook.alerts()
     assert any(p["kind"] == "security-refusal" for p in posted)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         page = resp.read().decode()

@@ -4,7 +4,7 @@ from pydantic import Field
 
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
-from defiagent.guard.valuation import outflow_value
+from defiagent.guard.valuation import no_price, outflow_value
 
 
 class PerTxValueCapConfig(RuleConfig):
@@ -23,9 +23,7 @@ class PerTxValueCap(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         value, unpriced = outflow_value(req.call, ctx.prices)
         if unpriced:
-            return self.refuse(
-                f"no sane price for {', '.join(unpriced)}, so the spend cannot be valued"
-            )
+            return self.refuse(no_price(unpriced, "spend"))
         if value > self.config.max_value:
             return self.refuse(
                 f"the call spends {value:,.2f}, above the per-transaction cap "

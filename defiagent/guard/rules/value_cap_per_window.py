@@ -4,7 +4,7 @@ from pydantic import Field
 
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
-from defiagent.guard.valuation import outflow_value
+from defiagent.guard.valuation import no_price, outflow_value
 
 
 class WindowValueCapConfig(RuleConfig):
@@ -24,9 +24,7 @@ class WindowValueCap(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         value, unpriced = outflow_value(req.call, ctx.prices)
         if unpriced:
-            return self.refuse(
-                f"no sane price for {', '.join(unpriced)}, so the spend cannot be valued"
-            )
+            return self.refuse(no_price(unpriced, "spend"))
         total = ctx.spent_in_window + value
         if total > self.config.max_value:
             return self.refuse(
