@@ -30,7 +30,7 @@ from defiagent.market.http_price import HttpPriceConfig
 from defiagent.monitoring.alerts import AlertsConfig
 from defiagent.monitoring.auto_kill import AutoKillConfig
 from defiagent.signing.config import SignerConfig
-from defiagent.strategy.mandate import Mandate
+from defiagent.strategy.config import StrategyConfig
 from defiagent.types import Address
 
 DEFAULT_STATE_DIR = Path(".defiagent")
@@ -122,18 +122,6 @@ class MarketConfig(Section):
         return self
 
 
-class StrategyConfig(Section):
-    name: str = "mean-reversion"
-    params: dict[str, Any] = Field(default_factory=dict)
-    risk: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="this strategy's own limits: [risk.*] fields that differ for it",
-    )
-    mandate: Mandate | None = Field(
-        default=None, description="the envelope its live behaviour must stay in (drift alerts)"
-    )
-
-
 class SimulationConfig(Section):
     fork_url: str | None = Field(default=None, description="upstream to fork; default rpc_url")
     max_gas_per_tx: int = Field(default=1_000_000, gt=21_000)
@@ -173,6 +161,13 @@ class AgentConfig(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     auto_kill: AutoKillConfig = Field(default_factory=AutoKillConfig)
     signer: SignerConfig
+    pins_file: Path = Field(
+        default=Path("strategy-pins.json"),
+        description="the operator-signed pins of each strategy's code and params",
+    )
+    pin_signers: list[Address] = Field(
+        default_factory=list, description="operator addresses whose pin signatures count"
+    )
 
     @field_validator("rpc_url")
     @classmethod
@@ -220,6 +215,9 @@ class AgentConfig(BaseSettings):
         update: dict[str, Any] = {
             "allowlist_dir": fix(self.allowlist_dir),
             "state_dir": fix(self.state_dir),
+            "pins_file": fix(self.pins_file),
+            "strategy": self.strategy.resolved(base_dir),
+            "strategies": [s.resolved(base_dir) for s in self.strategies],
         }
         path = getattr(self.signer, "path", None)
         if isinstance(path, Path):

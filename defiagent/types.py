@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, Field
+
+UINT256_MAX = 2**256 - 1
 
 
 def _checksum(value: str) -> str:
     if not isinstance(value, str) or not is_address(value):
         raise ValueError(f"{value!r} is not an Ethereum address")
+    digits = value[2:]
+    # Mixed case is a claimed EIP-55 checksum: a wrong one is a typo, never normalised.
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+        raise ValueError(f"{value!r} has a wrong EIP-55 checksum")
     return to_checksum_address(value)
 
 
@@ -42,4 +48,4 @@ def _int_from_str(value):
 Address = Annotated[str, AfterValidator(_checksum)]
 Hash32 = Annotated[str, BeforeValidator(_hex32)]
 Selector = Annotated[str, AfterValidator(_selector)]
-Wei = Annotated[int, BeforeValidator(_int_from_str), Field(ge=0)]
+Wei = Annotated[int, BeforeValidator(_int_from_str), Field(ge=0, le=UINT256_MAX)]

@@ -2,10 +2,14 @@
 
 anvil -> the real Uniswap V2, WETH9 and two OpenZeppelin tokens -> an allowlist built and
 signed on the spot -> a throwaway encrypted keystore for the agent (password generated in
-memory, never written) funded from anvil's dev account -> the mean-reversion strategy
-trading for N ticks while other traders move the pool, every transaction simulated on a
-fork and checked before it is signed -> a rogue strategy on tick 2 whose every request is
-refused with its reason -> the audit log verified at the end.
+memory, never written) funded from anvil's dev account -> both strategies pinned by a
+throwaway operator key and started in their own bubblewrap sandboxes -> the mean-reversion
+strategy trading for N ticks while other traders move the pool, every transaction
+simulated on a fork and checked before it is signed -> a rogue strategy whose every
+request on tick 2 is refused with its reason, and which from tick 3 tries to escape its
+sandbox (read the keystore and state, reach the RPC, write the kill switch, signal the
+agent, exhaust memory, loop forever, print garbage): each attempt blocked, checked from
+outside -> the audit log verified at the end.
 """
 
 from __future__ import annotations
@@ -30,10 +34,25 @@ from defiagent.agent.runtime import AgentRuntime
 from defiagent.chain.anvil import Anvil, free_port
 from defiagent.config import AgentConfig, parse_config
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
-from defiagent.strategy.mean_reversion import MeanReversion, MeanReversionParams
-from defiagent.strategy.rogue import RogueParams, RogueStrategy
+from defiagent.monitoring.kill_switch import FILENAME as KILL_SWITCH_FILE
+from defiagent.strategy.builtin.rogue import ESCAPES
+from defiagent.strategy.pins import pin_strategies, write_pins
 
 ROGUE_TICK = 2
+ESCAPE_TICK = ROGUE_TICK + 1
+NOT_TRIED = "no attempt recorded"
+
+
+class EscapeCheck(BaseModel):
+    """One escape the rogue tried, what it saw inside, and what the agent checked outside."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: str
+    inside: str  # the rogue's own note, or the agent's refusal of its tick
+    outside: str  # the effect checked from the agent's side
+    attempted: bool  # the demo may end before the rogue got to it (--ticks)
+    blocked: bool
 
 
 class DemoResult(BaseModel):
@@ -54,6 +73,8 @@ class DemoResult(BaseModel):
     metrics_url: str = ""
     metrics: list[str] = []  # a few lines scraped from the live /metrics endpoint
     alerts: list[dict[str, Any]] = []  # what the local webhook received
+    pins: dict[str, str] = {}  # strategy -> pin id
+    escapes: list[EscapeCheck] = []
 
 
 def demo_config(
@@ -136,27 +157,20 @@ def run_demo(
             }
         )
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        strategies = [
-            MeanReversion(
-                MeanReversionParams(
-                    base=market.dtkn,
-                    quote=market.dusd,
-                    window=4,
-                    threshold_bps=40,
-                    trade_size_quote=500 * UNIT,
-                    slippage_bps=50,
-                )
-            ),
-            RogueStrategy(RogueParams(base=market.dtkn, quote=market.dusd, on_ticks=[ROGUE_TICK])),
-        ]
+        # Both strategies in their sandboxes, pinned by a throwaway operator key.
+        operator = _operator_key(workdir)
+        cfg = _with_strategies(cfg, market, signer_table, workdir, node.url, operator.address)
+        write_pins(cfg.pins_file, pin_strategies(cfg, operator))
+        kill_switch_file = cfg.state_dir / KILL_SWITCH_FILE
         start = _balances(w3, market, signer.address)
-        emit("stage", "starting the agent")
+        emit("stage", "starting the agent, each strategy in its own sandbox")
         reports: list[TickReport] = []
         moves: list[str] = []
         # The runtime loads and verifies the allowlist folder itself, as `defiagent run` does.
-        with AgentRuntime(cfg, signer=signer, strategies=strategies, mode="demo") as runtime:
+        with AgentRuntime(cfg, signer=signer, mode="demo") as runtime:
             emit("explain", runtime.explanations)
             runtime.agent.warm_up()
+            switch_before = _read(kill_switch_file)
             for _ in range(ticks):
                 moves.append(noise.step())
                 report = runtime.agent.tick()
@@ -164,6 +178,14 @@ def run_demo(
                 emit("tick", report)
             runtime.alerts.flush(10)
             scraped = _scrape(metrics_url)
+            pins = dict(runtime.pins)
+            escapes = _escape_checks(
+                runtime.audit_path,
+                reports,
+                agent_alive=True,  # this very process ran every tick after the signal
+                switch_unchanged=_read(kill_switch_file) == switch_before,
+                kill_switch_on=runtime.kill_switch.is_on(),
+            )
         end = _balances(w3, market, signer.address)
         d = market.dex
         return DemoResult(
@@ -190,7 +212,197 @@ def run_demo(
             metrics_url=metrics_url,
             metrics=scraped,
             alerts=inbox.alerts(),
+            pins=pins,
+            escapes=escapes,
         )
+
+
+def _operator_key(workdir: Path) -> Any:
+    """A throwaway operator key that signs the strategy pins (password in memory only)."""
+    import secrets
+
+    from eth_account import Account
+
+    from defiagent.signing.keystore import KeystoreSigner, write_keystore
+
+    path = workdir / "operator-keystore.json"
+    password = secrets.token_urlsafe(24)
+    write_keystore(path, bytes(Account.create().key), password, light=True)
+    return KeystoreSigner(path, password)
+
+
+def _with_strategies(
+    cfg: AgentConfig,
+    market: DemoMarket,
+    signer_table: dict,
+    workdir: Path,
+    rpc_url: str,
+    operator: str,
+) -> AgentConfig:
+    """The demo's two strategies as `[[strategies]]` tables, as agent.toml would have them."""
+    state = cfg.state_dir
+    honest = {
+        "name": "mean-reversion",
+        "builtin": "mean-reversion",
+        "params": {
+            "base": market.dtkn,
+            "quote": market.dusd,
+            "window": 4,
+            "threshold_bps": 40,
+            "trade_size_quote": str(500 * UNIT),
+            "slippage_bps": 50,
+        },
+    }
+    rogue = {
+        "name": "rogue",
+        "builtin": "rogue",
+        "params": {
+            "base": market.dtkn,
+            "quote": market.dusd,
+            "on_ticks": [ROGUE_TICK],
+            "escapes": list(ESCAPES),
+            "escape_tick": ESCAPE_TICK,
+            # What an attacker would go for: the agent's key, its state, the operator's key.
+            "probe_paths": [
+                str(signer_table.get("path") or workdir / "agent-keystore.json"),
+                str(state / "audit.jsonl"),
+                str(state),
+                str(workdir / "operator-keystore.json"),
+                str(workdir / "allowlist"),
+            ],
+            "probe_urls": [rpc_url],
+            "kill_switch_path": str(state / KILL_SWITCH_FILE),
+            "agent_pid": os.getpid(),
+            "memory_mb": 2048,
+        },
+        "limits": {"tick_timeout_seconds": 1.0, "memory_mb": 512, "max_failures": 5},
+    }
+    data = cfg.model_dump(mode="json")
+    data.pop("strategy", None)
+    data["strategies"] = [honest, rogue]
+    data["pins_file"] = str(workdir / "strategy-pins.json")
+    data["pin_signers"] = [operator]
+    return parse_config(data, source="the demo config")
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _escape_checks(
+    audit_path: Path,
+    reports: list[TickReport],
+    *,
+    agent_alive: bool,
+    switch_unchanged: bool,
+    kill_switch_on: bool,
+) -> list[EscapeCheck]:
+    """Pair each escape with what the rogue reported inside and the effect checked outside."""
+    import json
+
+    notes: list[str] = []
+    for line in audit_path.read_text().splitlines():
+        record = json.loads(line)
+        data = record.get("payload") or {}
+        if record.get("kind") == "strategy-notes" and data.get("strategy") == "rogue":
+            notes += data["notes"]
+    failed = {
+        i.kind: i.refusals[0].reason
+        for t in reports
+        for i in t.intents
+        if i.strategy == "rogue" and i.first_rule == "strategy-failed"
+    }
+
+    def seen(prefix: str) -> list[str]:
+        return [n for n in notes if n.startswith(f"escape {prefix}")]
+
+    def short(lines: list[str]) -> str:
+        """'escape read /a/b/key.json: blocked (FileNotFoundError: ...)' -> 'key.json:
+        blocked (FileNotFoundError)', one per attempt."""
+        out = []
+        for n in lines:
+            what, _, result = n.removeprefix("escape ").partition(": ")
+            target = what.split(" ", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+            out.append(
+                f"{target}: {result.split(':', 1)[0].rstrip(')')}{')' if '(' in result else ''}"
+            )
+        return "; ".join(out)
+
+    out = []
+    reads = seen("read")
+    out.append(
+        EscapeCheck(
+            attempt="read the keystores, the state dir and the allowlist",
+            inside=short(reads) or NOT_TRIED,
+            outside="every read failed inside the sandbox: those paths are not in its view",
+            attempted=True,
+            blocked=bool(reads) and all("blocked" in n for n in reads),
+        )
+    )
+    conns = seen("connect")
+    out.append(
+        EscapeCheck(
+            attempt="connect to the RPC port",
+            inside=short(conns) or NOT_TRIED,
+            outside="its network namespace has no route out (no endpoint listed)",
+            attempted=True,
+            blocked=bool(conns) and all("blocked" in n for n in conns),
+        )
+    )
+    writes = seen("write")
+    out.append(
+        EscapeCheck(
+            attempt="turn the kill switch off by writing its file",
+            inside=short(writes) or NOT_TRIED,
+            outside="kill-switch file unchanged"
+            if switch_unchanged
+            else "KILL-SWITCH FILE CHANGED",
+            attempted=True,
+            blocked=bool(writes) and switch_unchanged and not kill_switch_on,
+        )
+    )
+    signals = seen("signal")
+    out.append(
+        EscapeCheck(
+            attempt="signal its parent and the agent's PID",
+            inside=short(signals) or NOT_TRIED,
+            outside="the agent kept running every tick" if agent_alive else "AGENT DIED",
+            attempted=True,
+            blocked=bool(signals) and agent_alive and all("SUCCEEDED" not in n for n in signals),
+        )
+    )
+    memory = seen("allocate")
+    out.append(
+        EscapeCheck(
+            attempt="allocate past its memory limit",
+            inside=short(memory) or NOT_TRIED,
+            outside="stopped by its address-space limit",
+            attempted=True,
+            blocked=bool(memory) and all("blocked" in n for n in memory),
+        )
+    )
+    out.append(
+        EscapeCheck(
+            attempt="loop forever",
+            inside=failed.get("timeout", NOT_TRIED),
+            outside="its tick was refused and the child restarted; the others traded",
+            attempted=True,
+            blocked="timeout" in failed,
+        )
+    )
+    out.append(
+        EscapeCheck(
+            attempt="print garbage on the protocol stream",
+            inside=failed.get("garbage", NOT_TRIED),
+            outside="its answer was refused and the child restarted",
+            attempted=True,
+            blocked="garbage" in failed,
+        )
+    )
+    return [c.model_copy(update={"attempted": c.inside != NOT_TRIED}) for c in out]
 
 
 DEMO_WEBHOOK_ENV = "DEFIAGENT_DEMO_WEBHOOK_URL"

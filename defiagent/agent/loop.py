@@ -1,14 +1,17 @@
 """The agent loop. Each tick:
 
     kill switch? -> market + portfolio snapshot -> code hashes and fees (read here, outside
-    the guard) -> each strategy proposes intents -> for each intent: rate count -> plan ->
+    the guard) -> each strategy (a sandboxed child, sent a JSON copy of the snapshot)
+    proposes intents, parsed strictly -> for each intent: rate count -> plan ->
     guard every call -> simulate the whole plan on the fork -> outcome checks -> for each
     call: (re-simulate on the latest state if an earlier call of the plan was just mined)
     -> execute (the executor checks the kill switch before signing and before sending)
 
 Every step goes to the audit log and the metrics. Anything that cannot be established
-(an RPC error, a simulation that cannot run, a strategy that crashes) ends in a refusal
-with a reason, never in a transaction.
+(an RPC error, a simulation that cannot run, a strategy that crashes, times out or answers
+garbage) ends in a refusal with a reason, never in a transaction; a strategy that fails
+`max_failures` ticks in a row is paused for `pause_seconds`. Nothing a strategy sends can
+stop the loop: an unexpected error while handling one intent refuses that intent.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from defiagent.agent.observe import drifted_entries, observe_code
-from defiagent.agent.ports import CallExecutor
+from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
 from defiagent.agent.risk_desk import PlannedExit, RiskDesk, StrategyRisk
 from defiagent.agent.state import RateWindow, SpendLedger
@@ -57,7 +60,7 @@ from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.checks import CheckContext, run_checks
 from defiagent.simulation.models import SimulationOutcome
 from defiagent.simulation.simulator import Simulator
-from defiagent.strategy.base import Strategy
+from defiagent.strategy.host import Proposal
 from defiagent.strategy.intents import (
     AddLiquidity,
     Approve,
@@ -69,6 +72,7 @@ from defiagent.strategy.intents import (
     Unwrap,
     Wrap,
 )
+from defiagent.strategy.protocol import HeadroomView, PositionView, Tick, to_wire
 
 INTENT_TYPES = (
     SwapExactIn,
@@ -92,7 +96,7 @@ class AgentParts:
     chain_id: int
     rpc: BatchRpcClient  # the chain the agent reads (and the executor sends to)
     allowlist: ActiveAllowlist
-    strategies: Sequence[Strategy]
+    strategies: Sequence[StrategyPort]  # names fixed by the config, never by the strategy
     observer: MarketObserver
     planner: Planner
     guard: Guard
@@ -115,6 +119,7 @@ class AgentParts:
     alerts: AlertSink = dataclasses.field(default_factory=NullAlertSink)
     auto_kill: AutoKill | None = None
     drift: dict[str, Any] = dataclasses.field(default_factory=dict)  # strategy -> DriftMonitor
+    pins: dict[str, str] = dataclasses.field(default_factory=dict)  # strategy -> its pin id
 
 
 class Agent:
@@ -139,6 +144,8 @@ class Agent:
                 if trade.strategy == monitor_strategy and moved_assets(trade):
                     monitor.observe(trade)
         self.paused: dict[str, str] = {}
+        self.failures: dict[str, int] = {}  # failed ticks in a row, per strategy
+        self.suspended: dict[str, float] = {}  # strategy -> paused until (clock) after failures
         self._drifting: set[tuple[str, str]] = set()
         self.tick_no = 0
         self._kill_seen: bool | None = None
@@ -177,7 +184,7 @@ class Agent:
             def run(strategy: str, intent: Any, exit: PlannedExit | None = None) -> bool:
                 """Handle one intent; False when the tick must stop (state unreadable)."""
                 m, pf, ctx = state
-                report = self._handle(strategy, intent, m, pf, ctx, exit=exit)
+                report = self._handle_safely(strategy, intent, m, pf, ctx, exit=exit)
                 reports.append(report)
                 if report.status != "executed":
                     return True
@@ -199,10 +206,10 @@ class Agent:
                         )
                         going = run(name, planned.intent, planned)
             for strategy in p.strategies if going else ():
-                if strategy.name in self.paused:
+                if strategy.name in self.paused or self._suspended(strategy.name):
                     continue
-                m, pf, _ = state
-                for intent in self._ask(strategy, m, pf, reports):
+                m, pf, ctx = state
+                for intent in self._ask(strategy, m, pf, ctx, reports):
                     if not run(strategy.name, intent):
                         break
             market, _, base_ctx = state
@@ -448,51 +455,86 @@ class Agent:
 
     # --- strategy -----------------------------------------------------------------------
 
+    def _suspended(self, name: str) -> bool:
+        until = self.suspended.get(name)
+        if until is None:
+            return False
+        if self.p.clock() < until:
+            return True
+        del self.suspended[name]
+        self.failures[name] = 0
+        self.p.audit.record("strategy-resumed", {"strategy": name, "after": "failures"})
+        return False
+
+    def _tick_for(
+        self, name: str, market: MarketSnapshot, portfolio: PortfolioSnapshot, ctx: GuardContext
+    ) -> Tick:
+        """What the strategy is sent: a JSON copy of the agent's snapshot (the agent keeps
+        its own, which no strategy has touched), its positions and its limits' headroom."""
+        positions, headroom = [], []
+        if name in self.desk.strategies:
+            positions = [
+                PositionView(
+                    token=x.token, amount=str(x.amount), cost=x.cost, opened_at=x.opened_at
+                )
+                for x in self.ledger.book.of(name)
+            ]
+            sctx = self.desk.context_for(name, ctx)
+            headroom = [
+                HeadroomView(rule=u.rule, used=u.used, limit=u.limit)
+                for u in self.desk.usage(name, sctx)
+            ]
+        return Tick(
+            tick=self.tick_no,
+            market=to_wire(market.model_dump(mode="json")),
+            portfolio=to_wire(portfolio.model_dump(mode="json")),
+            positions=positions,
+            headroom=headroom,
+        )
+
     def _ask(
         self,
-        strategy: Strategy,
+        strategy: StrategyPort,
         market: MarketSnapshot,
         portfolio: PortfolioSnapshot,
+        ctx: GuardContext,
         reports: list[IntentReport],
     ) -> list[Any]:
         p = self.p
-        try:
-            with p.metrics.time("strategy"):
-                proposed = strategy.propose(market, portfolio)
-            proposed = list(proposed or [])
-        except Exception as exc:  # untrusted code: a crash is recorded, never fatal
+        name = strategy.name
+        with p.metrics.time("strategy"):
+            proposal = strategy.propose(self._tick_for(name, market, portfolio, ctx))
+        if proposal.notes:
             p.audit.record(
-                "strategy-error",
-                {
-                    "tick": self.tick_no,
-                    "strategy": strategy.name,
-                    "error": f"{type(exc).__name__}: {exc}",
-                },
+                "strategy-notes", {"tick": self.tick_no, "strategy": name, "notes": proposal.notes}
             )
+        if not proposal.ok:
+            self._strategy_failed(strategy, proposal, reports)
             return []
-        if len(proposed) > MAX_INTENTS_PER_TICK:
-            dropped = len(proposed) - MAX_INTENTS_PER_TICK
+        self.failures[name] = 0
+        dropped = proposal.dropped + max(0, len(proposal.intents) - MAX_INTENTS_PER_TICK)
+        if dropped:
             p.audit.record(
-                "intents-dropped",
-                {"tick": self.tick_no, "strategy": strategy.name, "dropped": dropped},
+                "intents-dropped", {"tick": self.tick_no, "strategy": name, "dropped": dropped}
             )
             p.metrics.refusals.labels(rule="intent-rate-limit").inc(dropped)
-            proposed = proposed[:MAX_INTENTS_PER_TICK]
         intents = []
-        for raw in proposed:
+        for raw in proposal.intents[:MAX_INTENTS_PER_TICK]:
             try:
-                if not isinstance(raw, INTENT_TYPES):  # anything else is re-validated
-                    raw = _INTENT.validate_python(
-                        raw.model_dump() if hasattr(raw, "model_dump") else raw
-                    )
-                intents.append(raw)
+                intents.append(_INTENT.validate_python(raw))
             except ValidationError as exc:
-                reason = f"the strategy returned something that is not an intent: {exc.errors()[0]['msg']}"
-                p.audit.record("intent-malformed", {"strategy": strategy.name, "reason": reason})
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                reason = (
+                    "the strategy returned something that is not an intent: "
+                    f"{where + ': ' if where else ''}{first['msg']}"
+                )
+                p.audit.record("intent-malformed", {"strategy": name, "reason": reason})
+                p.metrics.refusals.labels(rule="intent-schema").inc()
                 reports.append(
                     IntentReport(
                         tick=self.tick_no,
-                        strategy=strategy.name,
+                        strategy=name,
                         intent_id="-",
                         kind="malformed",
                         status="refused",
@@ -502,7 +544,106 @@ class Agent:
                 )
         return intents
 
+    def _strategy_failed(
+        self, strategy: StrategyPort, proposal: Proposal, reports: list[IntentReport]
+    ) -> None:
+        """A tick without an answer: refused, audited, alerted; repeated, a pause."""
+        p = self.p
+        name = strategy.name
+        count = self.failures.get(name, 0) + 1
+        self.failures[name] = count
+        reason = f"strategy {name}: {proposal.error}"
+        p.metrics.refusals.labels(rule="strategy-failed").inc()
+        p.audit.record(
+            "strategy-error",
+            {
+                "tick": self.tick_no,
+                "strategy": name,
+                "failure": proposal.failure,
+                "error": proposal.error,
+                "in_a_row": count,
+            },
+        )
+        reports.append(
+            IntentReport(
+                tick=self.tick_no,
+                strategy=name,
+                intent_id="-",
+                kind=proposal.failure or "failed",
+                status="refused",
+                stage="strategy",
+                refusals=[Refusal(rule="strategy-failed", reason=reason)],
+            )
+        )
+        limits = strategy.limits
+        paused = count >= limits.max_failures
+        self.alert(
+            AlertKind.STRATEGY,
+            AlertSeverity.CRITICAL if paused else AlertSeverity.WARNING,
+            f"strategy {name} paused after {count} failed ticks"
+            if paused
+            else f"strategy {name} failed a tick ({proposal.failure})",
+            detail=reason,
+            strategy=name,
+            data={"failure": proposal.failure, "in_a_row": count},
+        )
+        if paused:
+            self.suspended[name] = p.clock() + limits.pause_seconds
+            p.audit.record(
+                "strategy-paused",
+                {
+                    "strategy": name,
+                    "rules": ["strategy-failed"],
+                    "reason": f"{count} failed ticks in a row; paused for "
+                    f"{limits.pause_seconds:g} s",
+                },
+            )
+
     # --- one intent ---------------------------------------------------------------------
+
+    def _handle_safely(
+        self,
+        strategy: str,
+        intent: Any,
+        market: MarketSnapshot,
+        portfolio: PortfolioSnapshot,
+        base_ctx: GuardContext,
+        *,
+        exit: PlannedExit | None = None,
+    ) -> IntentReport:
+        """`_handle`, with any unexpected error turned into a refusal of this intent: the
+        loop, and the other intents, go on."""
+        try:
+            return self._handle(strategy, intent, market, portfolio, base_ctx, exit=exit)
+        except Exception as exc:
+            reason = f"the agent could not handle this intent ({type(exc).__name__}: {exc})"[:500]
+            self.p.metrics.refusals.labels(rule="internal-error").inc()
+            self.p.audit.record(
+                "refused",
+                {
+                    "intent_id": getattr(intent, "id", "-"),
+                    "stage": "internal",
+                    "refusals": [{"rule": "internal-error", "reason": reason}],
+                },
+            )
+            self.alert(
+                AlertKind.SECURITY_REFUSAL,
+                AlertSeverity.WARNING,
+                f"internal-error refused a {strategy} request",
+                detail=reason,
+                strategy=strategy,
+                data={"rule": "internal-error", "stage": "internal"},
+            )
+            return IntentReport(
+                tick=self.tick_no,
+                strategy=strategy,
+                intent_id=str(getattr(intent, "id", "-")),
+                kind=str(getattr(intent, "kind", "unknown")),
+                why=str(getattr(intent, "reason", "")),
+                status="refused",
+                stage="internal",
+                refusals=[Refusal(rule="internal-error", reason=reason)],
+            )
 
     def _handle(
         self,
@@ -519,7 +660,13 @@ class Agent:
         count = self.rate.record(strategy, now)
         p.metrics.intents.labels(strategy=strategy, kind=intent.kind).inc()
         p.audit.record(
-            "intent", {"tick": self.tick_no, "strategy": strategy, "intent": intent.model_dump()}
+            "intent",
+            {
+                "tick": self.tick_no,
+                "strategy": strategy,
+                "pin": p.pins.get(strategy, ""),
+                "intent": intent.model_dump(),
+            },
         )
         base = {
             "tick": self.tick_no,

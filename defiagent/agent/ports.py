@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict
 
 from defiagent.execution.models import PlannedCall
 from defiagent.simulation.models import SimulationOutcome
+from defiagent.strategy.config import StrategyLimits
+from defiagent.strategy.host import Proposal
+from defiagent.strategy.protocol import Tick
 
 
 class ExecutionResult(BaseModel):
@@ -33,3 +36,19 @@ class ExecutionResult(BaseModel):
 
 class CallExecutor(Protocol):
     def execute(self, call: PlannedCall, outcome: SimulationOutcome) -> ExecutionResult: ...
+
+
+class StrategyPort(Protocol):
+    """A strategy as the loop sees it: a name fixed by the config, a tick in, a proposal out.
+
+    `defiagent.strategy.host.StrategyHost` (a sandboxed child) is the one `run`, `dry-run`
+    and the demo use; `defiagent.strategy.in_process` adapts a Python object for tests.
+    """
+
+    name: str
+    limits: StrategyLimits
+    description: str
+
+    def propose(self, tick: Tick) -> Proposal: ...
+
+    def close(self) -> None: ...

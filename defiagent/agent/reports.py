@@ -20,7 +20,9 @@ def refusals_of(decision: Decision) -> list[Refusal]:
     return [Refusal(rule=v.rule, reason=v.reason) for v in decision.refusals]
 
 
-Stage = Literal["strategy", "plan", "guard", "simulation", "outcome", "execution", "done"]
+Stage = Literal[
+    "strategy", "plan", "guard", "simulation", "outcome", "execution", "done", "internal"
+]
 
 
 class IntentReport(BaseModel):

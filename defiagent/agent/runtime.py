@@ -1,8 +1,9 @@
 """Build a running agent from an AgentConfig: every part, its start-up checks, its teardown.
 
 Start-up refuses (nothing is signed) when: the RPC is on another chain, the allowlist does
-not verify, the planner's router or WETH is not an active entry, or the kill switch is on.
-Each rule explains itself in the audit log and on the console at start.
+not verify, the planner's router or WETH is not an active entry, the kill switch is on, a
+strategy's code or params differ from its signed pin, or a strategy's sandbox cannot
+start. Each rule explains itself in the audit log and on the console at start.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from web3 import Web3
 from defiagent.agent.allowlist_source import load_allowlist
 from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
-from defiagent.agent.ports import CallExecutor
+from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.risk_desk import StrategyRisk
 from defiagent.allowlist.models import ActiveAllowlist, Role
 from defiagent.chain.rpc import RpcError
@@ -45,8 +46,9 @@ from defiagent.signing.base import Signer, set_alert_hook
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
 from defiagent.simulation.simulator import Simulator
-from defiagent.strategy.base import Strategy
-from defiagent.strategy.registry import build_strategy
+from defiagent.strategy.host import StrategyHost
+from defiagent.strategy.in_process import InProcessStrategy
+from defiagent.strategy.secrets import resolve_secrets
 
 AUDIT_FILE = "audit.jsonl"
 JOURNAL_FILE = "journal.sqlite"
@@ -98,7 +100,7 @@ class AgentRuntime:
         rpc_url: str | None = None,  # dry-run points this at a fork of cfg.rpc_url
         signer: Signer | None = None,
         allowlist: ActiveAllowlist | None = None,
-        strategies: Sequence[Strategy] | None = None,
+        strategies: Sequence[Any] | None = None,  # tests only: in-process strategy objects
         executor: CallExecutor | None = None,
         mode: str = "run",
     ) -> None:
@@ -167,11 +169,7 @@ class AgentRuntime:
         signer = self._signer or self._build_signer()
         agent_address = signer.address  # contacts a Ledger/KMS: unreachable means no start
 
-        strategies = (
-            list(self._strategies)
-            if self._strategies is not None
-            else [build_strategy(sc.name, sc.params) for sc in cfg.strategy_configs()]
-        )
+        strategies = self._start_strategies()
         w3 = Web3(
             Web3.HTTPProvider(
                 self.rpc_url, request_kwargs={"timeout": cfg.simulation.rpc_timeout_seconds}
@@ -258,9 +256,16 @@ class AgentRuntime:
                 alerts=self.alerts,
                 auto_kill=self.auto_kill,
                 drift=self._drift_monitors(strategies),
+                pins=self.pins,
             )
         )
-        self.explanations = [s.describe() for s in strategies] + guard.explain()
+        self.explanations = [
+            f"[{s.name}] {s.description}"
+            + (f" (pin {self.pins[s.name]})" if s.name in self.pins else "")
+            for s in strategies
+        ]
+        self.explanations += [f"WARNING: {w}" for w in self.warnings]
+        self.explanations += guard.explain()
         for name, sr in strategy_risk.items():
             own = [r.explain() for r in sr.guard.rules if r.group == "risk"]
             own += [r.explain() for r in sr.exits]
@@ -278,7 +283,58 @@ class AgentRuntime:
             },
         )
 
-    def _strategy_risk(self, strategies: Sequence[Strategy]) -> dict[str, StrategyRisk]:
+    def _start_strategies(self) -> list[StrategyPort]:
+        """Each configured strategy in its own sandboxed child, after its pin checks out.
+
+        Tests may hand in Python objects instead (`strategies=`): those run in process
+        through `InProcessStrategy`, never a path `run`, `dry-run` or the demo take."""
+        self.pins: dict[str, str] = {}
+        self.warnings: list[str] = []
+        if self._strategies is not None:
+            return [
+                s if isinstance(s, StrategyHost) else InProcessStrategy(s) for s in self._strategies
+            ]
+        cfg = self.cfg
+        from defiagent.strategy.pins import verify_pins
+
+        self.pins = verify_pins(cfg)
+        hidden = [cfg.state_dir, cfg.allowlist_dir, cfg.pins_file, Path.home()]
+        path = getattr(cfg.signer, "path", None)
+        if isinstance(path, Path):
+            hidden.append(path)
+        kinds = list(cfg.guard.intent_kinds.allowed_kinds)
+        hosts: list[StrategyPort] = []
+        for sc in cfg.strategy_configs():
+            if sc.sandbox == "none":
+                warning = (
+                    f'strategy {sc.name} runs WITHOUT a sandbox (sandbox = "none"): it can '
+                    "read and write what the agent can; for development only"
+                )
+                self.warnings.append(warning)
+                self.audit.record("sandbox-disabled", {"strategy": sc.name, "warning": warning})
+            host = StrategyHost(
+                sc,
+                secrets=resolve_secrets(sc),
+                intent_kinds=kinds,
+                hidden=hidden,
+                on_event=self.audit.record,
+            )
+            self._stack.callback(host.close)
+            host.start()
+            self.audit.record(
+                "strategy-started",
+                {
+                    "strategy": sc.name,
+                    "pin": self.pins.get(sc.name, ""),
+                    "sandbox": sc.sandbox,
+                    "network": list(sc.network),
+                    "description": host.description,
+                },
+            )
+            hosts.append(host)
+        return hosts
+
+    def _strategy_risk(self, strategies: Sequence[StrategyPort]) -> dict[str, StrategyRisk]:
         """Each strategy's guard and exit rules: [risk] with its own overrides applied."""
         cfg = self.cfg
         configs = {sc.name: sc for sc in cfg.strategy_configs()}
@@ -291,7 +347,7 @@ class AgentRuntime:
             )
         return out
 
-    def _drift_monitors(self, strategies: Sequence[Strategy]) -> dict[str, DriftMonitor]:
+    def _drift_monitors(self, strategies: Sequence[StrategyPort]) -> dict[str, DriftMonitor]:
         """One drift monitor per strategy whose config declares a mandate."""
         configs = {sc.name: sc for sc in self.cfg.strategy_configs()}
         return {

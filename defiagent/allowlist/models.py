@@ -23,6 +23,9 @@ class Strict(BaseModel):
 
 class Role(StrEnum):
     ROUTER = "router"
+    # A contract the agent may approve that is not a router, e.g. a vault or an aggregator's
+    # settlement contract. With router, the only roles an approval's spender may have.
+    SPENDER = "spender"
     POOL = "pool"
     FACTORY = "factory"
     TOKEN = "token"

@@ -59,7 +59,8 @@ def propose(
     role: str = typer.Option(
         "other",
         "--role",
-        help="router, pool, factory, token, wrapped-native, lending-market, oracle, other.",
+        help="router, spender, pool, factory, token, wrapped-native, lending-market, oracle, "
+        "other. Only router and spender entries may be approved as spenders.",
     ),
     sources: Path = typer.Option(
         None, "--sources", help="Sources: a .sol file, or a folder (may hold a solc metadata.json)."

@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "allowlist": ("defiagent.cli.allowlist", "app", True),
     "report": ("defiagent.cli.report", "report", False),
     "operator": ("defiagent.cli.operator", "app", True),
+    "strategy": ("defiagent.cli.strategy", "app", True),
 }
 _GLOBAL_FLAGS = {"--debug", "--version", "--help"}
 _registered: set[str] = set()

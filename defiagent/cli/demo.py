@@ -3,8 +3,10 @@
 Deploys Uniswap V2, WETH9 and two ERC-20s on anvil, vets and approves them into an
 allowlist (two throwaway reviewers), funds a throwaway encrypted keystore, then runs the
 mean-reversion strategy for N ticks while other traders move the pool, with a rogue
-strategy on tick 2. Every transaction is simulated on a fork and checked before it is
-signed; every rogue request is refused with its reason. See defiagent/agent/demo.py.
+strategy on tick 2. Each strategy runs in its own sandbox, pinned by the operator. Every
+transaction is simulated on a fork and checked before it is signed; every rogue request
+is refused with its reason, and from tick 3 every attempt of the rogue to escape its
+sandbox is shown blocked. See defiagent/agent/demo.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from defiagent.agent.demo import ROGUE_TICK, run_demo
+from defiagent.agent.demo import ESCAPE_TICK, ROGUE_TICK, run_demo
 from defiagent.agent.demo_signers import BACKENDS
 from defiagent.cli.agent_output import print_tick, summary_table, totals
 from defiagent.cli.output import console, emit, err_console
@@ -61,9 +63,12 @@ def demo(
     finally:
         status.stop()
     rogue = [i for t in result.ticks for i in t.intents if i.strategy == "rogue"]
+    escaped = [e.attempt for e in result.escapes if e.attempted and not e.blocked]
     summary = totals(result.ticks) | {
         "rogue_requests": len(rogue),
         "rogue_executed": sum(1 for i in rogue if i.status == "executed"),
+        "escapes_tried": sum(1 for e in result.escapes if e.attempted),
+        "escapes_blocked": sum(1 for e in result.escapes if e.attempted and e.blocked),
     }
     doc = {"ok": True, "summary": summary, **result.model_dump(mode="json")}
 
@@ -77,6 +82,22 @@ def demo(
         for asset, start in result.balances_start.items():
             table.add_row(asset, f"{start:,.4f}", f"{result.balances_end[asset]:,.4f}")
         console.print(table)
+        sandbox = Table(title=f"the rogue's escape attempts, from tick {ESCAPE_TICK}")
+        for col in ("attempt", "inside the sandbox", "checked outside", "result"):
+            sandbox.add_column(col)
+        for e in result.escapes:
+            verdict = (
+                ("[green]blocked[/]" if e.blocked else "[red]ESCAPED[/]")
+                if e.attempted
+                else "[dim]not reached[/]"
+            )
+            sandbox.add_row(escape(e.attempt), escape(e.inside), escape(e.outside), verdict)
+        console.print(sandbox)
+        console.print(
+            "strategy pins (code and params, signed by the operator): "
+            + ", ".join(f"{k} {v}" for k, v in result.pins.items()),
+            highlight=False,
+        )
         alerts = Table(title=f"alerts received by the local webhook ({len(result.alerts)})")
         for col in ("severity", "kind", "alert"):
             alerts.add_column(col)
@@ -101,5 +122,5 @@ def demo(
         )
 
     emit(doc, as_json=as_json, human=human)
-    if not result.audit.ok or summary["rogue_executed"] or not result.alerts:
+    if not result.audit.ok or summary["rogue_executed"] or not result.alerts or escaped:
         raise Refused("the demo's guarantees did not hold (see above)")

@@ -47,6 +47,7 @@ class AlertKind(StrEnum):
     DRIFT = "drift"  # live behaviour left the strategy's mandate envelope
     PRICE = "price-sanity"  # sources disagree or are stale
     POSITION_EXIT = "position-exit"  # the agent closed a position (stop-loss, take-profit)
+    STRATEGY = "strategy"  # a strategy timed out, crashed, answered garbage, or was paused
 
 
 class Alert(BaseModel):

@@ -1,7 +1,9 @@
 """Intents: what an untrusted strategy may ask for. Never raw transactions.
 
-Amounts are integers in the token's smallest unit (wei for ETH). A strategy can name any
-token or spender it likes: the guard, not this schema, decides what is allowed.
+Amounts are integers in the token's smallest unit (wei for ETH), at most 2**256 - 1. A
+strategy can name any token or spender it likes: the guard, not this schema, decides what is
+allowed. These are also the wire models of docs/strategy-protocol.md: unknown fields are
+refused, strings and calldata are bounded, so whatever parses is safe to handle.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from defiagent.types import Address, Wei
 class _Intent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    reason: str = ""  # the strategy's own explanation, kept in the audit log
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    reason: str = Field(default="", max_length=500)  # the strategy's own words, audited
     deadline_seconds: int = Field(default=300, gt=0, le=3600)
 
 
@@ -83,7 +85,7 @@ class RawCall(_Intent):
 
     kind: Literal["raw-call"] = "raw-call"
     target: Address
-    data: str = "0x"
+    data: str = Field(default="0x", pattern=r"^0x([0-9a-fA-F]{2}){0,32768}$")
     value: Wei = 0
 
 

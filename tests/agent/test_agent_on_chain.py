@@ -10,8 +10,9 @@ from defiagent.errors import Refused
 from defiagent.monitoring.audit_log import verify_audit_log
 from defiagent.monitoring.auto_kill import AutoKillConfig
 from defiagent.monitoring.kill_switch import KillSwitch
+from defiagent.strategy.builtin.rogue import RogueParams, RogueStrategy
+from defiagent.strategy.in_process import InProcessStrategy
 from defiagent.strategy.intents import SwapExactIn
-from defiagent.strategy.rogue import RogueParams, RogueStrategy
 
 pytestmark = pytest.mark.slow
 E18 = 10**18
@@ -116,7 +117,7 @@ def test_nothing_is_signed_while_the_kill_switch_is_on(start_agent, cw3, market,
             return super().propose(snapshot, portfolio)
 
     runtime.kill_switch.set(False)
-    runtime.agent.p.strategies = [SwitchesOnMidTick(market)]
+    runtime.agent.p.strategies = [InProcessStrategy(SwitchesOnMidTick(market))]
     report = runtime.agent.tick()
     (intent,) = report.intents
     assert intent.status == "refused"
@@ -175,8 +176,11 @@ def test_a_crashing_or_lying_strategy_is_contained(start_agent, cw3, signer):
     runtime = start_agent([Crashes(), ReturnsJunk()])
     report = runtime.agent.tick()
     assert report.skipped is None
-    assert [i.status for i in report.intents] == ["refused", "refused"]
-    assert {r.rule for i in report.intents for r in i.refusals} == {"intent-schema"}
+    assert [i.status for i in report.intents] == ["refused", "refused", "refused"]
+    crashed, *junk = report.intents
+    assert (crashed.strategy, crashed.first_rule) == ("crashes", "strategy-failed")
+    assert "model output was not JSON" in crashed.refusals[0].reason
+    assert {r.rule for i in junk for r in i.refusals} == {"intent-schema"}
     assert "strategy-error" in kinds(runtime.audit_path)
     assert nonce(cw3, signer) == before
 

@@ -10,7 +10,7 @@ from defiagent.config import load_config
 from defiagent.errors import ConfigError
 from defiagent.guard.guard import Guard
 from defiagent.guard.registry import build_rules
-from defiagent.strategy.registry import build_strategy
+from defiagent.strategy.host import StrategyHost
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "agent.example.toml"
 
@@ -20,8 +20,11 @@ def test_the_example_config_is_valid_and_builds_every_part():
     assert cfg.chain_id == 1
     assert cfg.signer.backend == "ledger"
     assert cfg.state_dir.is_absolute()
-    strategy = build_strategy(cfg.strategy.name, cfg.strategy.params)
-    assert "mean-reversion" in strategy.describe()
+    host = StrategyHost(cfg.strategy)  # the built-in, in its sandbox
+    try:
+        assert "mean-reversion" in host.start()
+    finally:
+        host.close()
     lines = Guard(build_rules(cfg.guard, cfg.risk)).explain()
     assert "MaxDailyLoss: pause all trading after 2% loss in 24h" in lines
     assert "PerTxValueCap: at most 1,000.00 (numeraire) per transaction" in lines

@@ -13,10 +13,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vetting")]
 
 
 def test_demo_json(capsys):
-    assert main(["demo", "--ticks", "3", "--json"]) == 0
+    assert main(["demo", "--ticks", "6", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     summary = doc["summary"]
-    assert summary["ticks"] == 3
+    assert summary["ticks"] == 6
     assert summary["rogue_requests"] > 10
     assert summary["rogue_executed"] == 0
     assert summary["executed"] >= 1
@@ -43,6 +43,23 @@ def test_demo_json(capsys):
         for intent in tick["intents"]:
             if intent["status"] == "executed":
                 assert intent["tx_hashes"]
+    # Both strategies ran in sandboxes under their signed pins; every escape the rogue tried
+    # (files, RPC, kill switch, signals, memory, endless loop, garbage) was blocked...
+    assert set(doc["pins"]) == {"mean-reversion", "rogue"}
+    escapes = {e["attempt"]: e for e in doc["escapes"]}
+    assert len(escapes) == 7
+    for attempt, e in escapes.items():
+        assert e["attempted"] and e["blocked"], (attempt, e)
+    assert summary["escapes_blocked"] == summary["escapes_tried"] == 7
+    # ...while the honest strategy kept trading after them.
+    honest_after = [
+        i
+        for t in doc["ticks"]
+        if t["tick"] >= 4
+        for i in t["intents"]
+        if i["strategy"] == "mean-reversion" and i["status"] == "executed"
+    ]
+    assert honest_after
     # The rogue strategy's refusals reached the local webhook as security alerts...
     kinds = {a["kind"] for a in doc["alerts"]}
     assert "security-refusal" in kinds

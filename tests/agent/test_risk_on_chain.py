@@ -335,7 +335,11 @@ def test_metrics_endpoint_and_webhook_alert_on_a_refusal(start_agent, market, we
 
 def test_leaving_the_mandate_alerts_and_can_trip_the_kill_switch(start_agent, market):
     def configure(raw):
-        raw["strategy"] = {"name": "buyer", "mandate": {"max_trade_value": 500}}
+        raw["strategy"] = {
+            "name": "buyer",
+            "path": "injected.py",
+            "mandate": {"max_trade_value": 500},
+        }
         raw["auto_kill"] = {"on_drift": True}
         return raw
 

@@ -264,7 +264,7 @@ def test_approval_to_a_token_is_refused():
     call = plan(Approve(token=DUSD, spender=DTKN, amount=E18))[0]
     d = decide(call)
     assert refused_by(d) == {"spender-allowlisted"}
-    assert "a token" in d.reason()
+    assert "whose role is token" in d.reason()
 
 
 def test_path_through_an_unknown_token_is_refused():

@@ -17,7 +17,7 @@ from defiagent.simulation.checks.tx_succeeded import TxSucceeded
 from defiagent.simulation.models import ETH, ApprovalChange, SimulationOutcome, TokenMeta
 from tests.simulation.conftest import entry
 
-AGENT = "0x00000000000000000000000000000000000A6e17"
+AGENT = "0x00000000000000000000000000000000000a6E17"
 ROUTER = "0x1111111111111111111111111111111111111111"
 USD = "0x2222222222222222222222222222222222222222"
 TKN = "0x3333333333333333333333333333333333333333"

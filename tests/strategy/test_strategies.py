@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from defiagent.errors import ConfigError
 from defiagent.market.models import PoolState
+from defiagent.strategy.builtin.mean_reversion import MeanReversion, MeanReversionParams
+from defiagent.strategy.builtin.rogue import ATTACKS, MAX_UINT, RogueParams, RogueStrategy
 from defiagent.strategy.intents import Approve, RawCall, SwapExactIn
-from defiagent.strategy.mean_reversion import MeanReversion, MeanReversionParams
-from defiagent.strategy.registry import build_strategy
-from defiagent.strategy.rogue import ATTACKS, MAX_UINT, RogueParams, RogueStrategy
 from tests.guard import world as w
 from tests.guard.world import DTKN, DUSD, E18, PAIR
 
@@ -80,15 +78,6 @@ def test_trade_is_capped_by_the_balance():
     s = strategy(trade_size_quote=10**9 * E18)
     (intent,) = feed(s, [0.5, 0.5, 0.48])
     assert intent.amount_in == w.portfolio().balance(DUSD)
-
-
-def test_registry_builds_by_name_and_names_bad_params():
-    params = {"base": DTKN, "quote": DUSD, "trade_size_quote": "1000"}
-    assert build_strategy("mean-reversion", params).name == "mean-reversion"
-    with pytest.raises(ConfigError, match=r"strategy\.name"):
-        build_strategy("martingale", {})
-    with pytest.raises(ConfigError, match=r"strategy\.params\.threshold_bps"):
-        build_strategy("mean-reversion", params | {"threshold_bps": -5})
 
 
 def test_rogue_asks_for_every_attack():

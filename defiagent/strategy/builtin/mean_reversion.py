@@ -9,13 +9,12 @@ market snapshot says the pool's price disagrees with its reference.
 from __future__ import annotations
 
 from collections import deque
-from typing import ClassVar
 
 from pydantic import Field
 
 from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
-from defiagent.strategy.base import StrategyParams
 from defiagent.strategy.intents import Intent, SwapExactIn
+from defiagent.strategy.sdk import Strategy, StrategyParams, run
 from defiagent.types import Address, Wei
 
 
@@ -29,12 +28,12 @@ class MeanReversionParams(StrategyParams):
     deadline_seconds: int = Field(default=300, gt=0, le=3600)
 
 
-class MeanReversion:
-    name: ClassVar[str] = "mean-reversion"
+class MeanReversion(Strategy):
     Params = MeanReversionParams
 
     def __init__(self, params: MeanReversionParams) -> None:
-        self.p = params
+        super().__init__(params)
+        self.p: MeanReversionParams = params
         self.history: deque[float] = deque(maxlen=params.window)
 
     def describe(self) -> str:
@@ -89,3 +88,7 @@ class MeanReversion:
                 deadline_seconds=p.deadline_seconds,
             )
         ]
+
+
+if __name__ == "__main__":
+    run(MeanReversion)

@@ -1,0 +1,177 @@
+"""`defiagent strategy pin|verify`: the operator's signed pins of each strategy's code and params.
+
+`pin` hashes every configured strategy (its code, the files it loads, its params) and signs
+the lot with the operator's keystore key; with an operator enrolled it needs the TOTP code
+too. `verify` (for CI) exits 0 when every configured strategy matches its signed pin, 1
+with the sentence saying what changed, 2 for a config error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from defiagent.cli.output import console, emit
+from defiagent.config import load_config
+
+app = typer.Typer(
+    help="Strategy pins: the operator-signed code and params each strategy may run with.",
+    no_args_is_help=True,
+)
+
+CONFIG = typer.Option(..., "--config", "-c", help="agent.toml (its strategies and pins_file).")
+JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+
+
+def _keystore_signer(key: Path, password_env: str | None):
+    """A keystore signer; the password comes from a prompt or a named env var, never argv."""
+    from defiagent.signing.keystore import KeystoreSigner
+    from defiagent.signing.passwords import password_from_env, prompt_secret
+
+    password = (
+        password_from_env(password_env) if password_env else prompt_secret("Keystore password")
+    )
+    return KeystoreSigner(key, password)
+
+
+def _previous(path: Path):
+    """The pins file as it is, to keep the pinned_at of unchanged pins (None if unusable)."""
+    from defiagent.errors import DefiagentError
+    from defiagent.strategy.pins import read_pins
+
+    try:
+        return read_pins(path)
+    except DefiagentError:
+        return None
+
+
+@app.command("pin")
+def pin(
+    config: Path = CONFIG,
+    key: Path = typer.Option(..., "--key", help="The operator's V3 keystore file (mode 0600)."),
+    password_env: str | None = typer.Option(
+        None, "--password-env", help="Read the keystore password from this environment variable."
+    ),
+    otp_stdin: bool = typer.Option(
+        False, "--otp-stdin", help="Read the operator's code as one line of stdin."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Pin every configured strategy's code and params, signed by an operator key.
+
+    The key must be one of pin_signers in agent.toml. When an operator is enrolled in the
+    config's state dir, the operator's code is needed too.
+    """
+    from defiagent.operator.gates import require_operator_code, state_audit
+    from defiagent.signing.keystore import read_keystore_address
+    from defiagent.strategy.pins import (
+        AUDIT_KIND,
+        build_pins,
+        check_pin_signer,
+        pin_id,
+        sign_pins,
+        write_pins,
+    )
+
+    cfg = load_config(config)
+    path = Path(cfg.pins_file)
+    # Everything that can fail cheaply before the password and the one-time code are asked.
+    check_pin_signer(cfg, read_keystore_address(key))
+    previous = _previous(path)
+    pins = build_pins(cfg, previous=previous)
+    signer = _keystore_signer(key, password_env)
+    address = check_pin_signer(cfg, signer.address)
+    with state_audit(cfg.state_dir) as audit:
+        needed_code = require_operator_code(
+            cfg.state_dir, "strategy-pin", audit=audit, otp_stdin=otp_stdin
+        )
+        pinfile = sign_pins(pins, signer)
+        write_pins(path, pinfile)
+        ids = {name: pin_id(p) for name, p in pinfile.pins.items()}
+        dropped = sorted(set(previous.pins) - set(pins)) if previous is not None else []
+        audit.record(
+            AUDIT_KIND,
+            {
+                "pins_file": str(path),
+                "signer": address,
+                "pins": ids,
+                "dropped": dropped,
+                "operator_code": needed_code,
+            },
+        )
+    rows = [
+        {
+            "name": name,
+            "source": p.source,
+            "code_sha256": p.code_sha256,
+            "params_sha256": p.params_sha256,
+            "pin_id": ids[name],
+            "files": len(p.file_digests),
+            "pinned_at": p.pinned_at,
+        }
+        for name, p in pinfile.pins.items()
+    ]
+    data = {
+        "ok": True,
+        "pins_file": str(path),
+        "signer": address,
+        "pins": rows,
+        "dropped": dropped,
+    }
+
+    def human() -> None:
+        table = Table(title=f"strategy pins {path}")
+        for column in ("name", "source", "code sha256", "params sha256", "pin id"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            table.add_row(
+                r["name"],
+                r["source"],
+                r["code_sha256"][:16] + "…",
+                r["params_sha256"][:16] + "…",
+                r["pin_id"],
+            )
+        console.print(table)
+        for name in dropped:
+            console.print(f"[yellow]dropped the pin of {name}[/] (no longer configured)")
+        console.print(f"[green]signed by {address}[/]")
+
+    emit(data, as_json=as_json, human=human)
+
+
+@app.command("verify")
+def verify(config: Path = CONFIG, as_json: bool = JSON) -> None:
+    """Check every configured strategy against its signed pin (exit 1 naming what changed).
+
+    Fit for CI: reads only. When the config's state dir exists, the outcome is also
+    recorded in its audit log.
+    """
+    from defiagent.errors import Refused
+    from defiagent.operator.gates import state_audit
+    from defiagent.strategy.pins import verify_pins
+
+    cfg = load_config(config)
+    path = Path(cfg.pins_file)
+    try:
+        ids = verify_pins(cfg)
+    except Refused as exc:
+        if Path(cfg.state_dir).is_dir():
+            with state_audit(cfg.state_dir) as audit:
+                audit.record(
+                    "strategy-verify",
+                    {"pins_file": str(path), "ok": False, "reason": str(exc)},
+                )
+        raise
+    if Path(cfg.state_dir).is_dir():
+        with state_audit(cfg.state_dir) as audit:
+            audit.record("strategy-verify", {"pins_file": str(path), "ok": True, "pins": ids})
+    data = {"ok": True, "pins_file": str(path), "pins": ids}
+
+    def human() -> None:
+        for name, pid in ids.items():
+            console.print(f"[green]OK[/] {name} (pin {pid})")
+        console.print(f"[bold green]every strategy matches its signed pin[/] ({path})")
+
+    emit(data, as_json=as_json, human=human)
