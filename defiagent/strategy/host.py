@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from defiagent.errors import ConfigError, DefiagentError
+from defiagent.errors import ConfigError, DefiagentError, InfraError
 from defiagent.strategy.config import StrategyConfig, StrategyLimits
 from defiagent.strategy.protocol import (
     MAX_NOTE_CHARS,
@@ -102,6 +102,7 @@ class StrategyHost:
         self._stderr_size = 0
         self._stderr_lock = threading.Lock()
         self._egress: Any = None
+        self._stderr_thread: threading.Thread | None = None
         self._egress_dir: Path | None = None
         self.starts = 0
 
@@ -141,7 +142,10 @@ class StrategyHost:
             assert fd is not None
             flags = fcntl.fcntl(fd.fileno(), fcntl.F_GETFL)
             fcntl.fcntl(fd.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        threading.Thread(target=self._drain_stderr, args=(self._proc,), daemon=True).start()
+        self._stderr_thread = threading.Thread(
+            target=self._drain_stderr, args=(self._proc,), daemon=True
+        )
+        self._stderr_thread.start()
         deadline = time.monotonic() + self.limits.start_timeout_seconds
         hello = Hello(
             strategy=self.name,
@@ -368,6 +372,8 @@ class StrategyHost:
             code = proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             return "it closed its output"
+        if self._stderr_thread is not None:  # its last words, before they are quoted
+            self._stderr_thread.join(timeout=0.5)
         tail = self.stderr_tail().strip().splitlines()
         last = f": {tail[-1][:200]}" if tail else ""
         if code < 0:
@@ -375,9 +381,8 @@ class StrategyHost:
         return f"it exited with status {code}{last}"
 
 
-class StrategyStartError(DefiagentError):
-    exit_code = 3
-    kind = "strategy"
+class StrategyStartError(InfraError):
+    """A strategy child that did not start (sandbox, interpreter, protocol): exit 3."""
 
 
 def _first(exc: ValidationError) -> str:

@@ -136,6 +136,8 @@ class SandboxSpec:
         ]
         for key, value in self.env().items():
             args += ["--setenv", key, value]
+        # Private /proc, /dev and /tmp first: binds below may lie inside /tmp.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108
         args += ["--ro-bind", "/usr", "/usr"]
         for d in _SYSTEM_DIRS:
             p = Path(d)
@@ -148,7 +150,6 @@ class SandboxSpec:
                 args += ["--ro-bind", d, d]
         for p in _dedupe_paths(self.system_readable() + [Path(r) for r in self.readable]):
             args += ["--ro-bind", str(p), str(p)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108
         if self.egress_dir is not None:
             args += ["--ro-bind", str(self.egress_dir), EGRESS_DIR_INSIDE]
         for h in self.hidden_inside():
