@@ -4,7 +4,9 @@ stands in for mainnet, with an allowlist built by the real vetting workflow."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import sys
 
 import pytest
 import tomli_w
@@ -19,46 +21,48 @@ from defiagent.chain.anvil import Anvil
 from defiagent.cli.app import main
 from defiagent.monitoring.audit_log import verify_audit_log
 from defiagent.signing.keystore import write_keystore
-from defiagent.strategy import registry
-from defiagent.strategy.intents import SwapExactIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vetting")]
 PASSWORD_ENV = "DEFIAGENT_TEST_KEYSTORE_PASSWORD"
 
 
-class HonestOnce:
-    """Sells 100 DTKN for DUSD on its first tick (min-out from the snapshot's quote)."""
+# Written only from docs/strategy-protocol.md, without the SDK: plain JSON lines. On its
+# first tick it asks for a swap of 2**256 (one past uint256: refused by the schema, and the
+# agent goes on) and then an honest swap of 100 DTKN, quoted from the snapshot's reserves.
+HONEST_ONCE = """
+import json, sys
 
-    name = "honest-once"
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\\n")
+    sys.stdout.flush()
 
-    class Params:  # the registry validates params through this; a plain dict is enough here
-        @staticmethod
-        def model_validate(params):
-            return params
-
-    def __init__(self, params) -> None:
-        self.base = params["base"]
-        self.quote = params["quote"]
-        self.done = False
-
-    def describe(self) -> str:
-        return "honest-once (test)"
-
-    def propose(self, market, portfolio):
-        if self.done:
-            return []
-        self.done = True
-        amount = 100 * UNIT
-        out = market.quote_out([self.base, self.quote], amount)
-        return [
-            SwapExactIn(
-                token_in=self.base,
-                token_out=self.quote,
-                amount_in=amount,
-                min_amount_out=out * 995 // 1000,
-                reason="test",
-            )
-        ]
+hello = json.loads(sys.stdin.readline())
+base, quote = hello["params"]["base"], hello["params"]["quote"]
+send({"type": "ready", "protocol": 1, "description": "honest-once (written from the docs)"})
+done = False
+for line in sys.stdin:
+    message = json.loads(line)
+    if message["type"] == "stop":
+        break
+    intents = []
+    if not done:
+        done = True
+        amount = 100 * 10**18
+        for pool in message["market"]["pools"]:
+            if {pool["token0"], pool["token1"]} == {base, quote}:
+                r0, r1 = int(pool["reserve0"]), int(pool["reserve1"])
+                r_in, r_out = (r0, r1) if pool["token0"] == base else (r1, r0)
+                out = amount * 997 * r_out // (r_in * 1000 + amount * 997)
+                intents = [
+                    {"kind": "swap-exact-in", "token_in": base, "token_out": quote,
+                     "amount_in": str(2**256), "min_amount_out": "1", "reason": "overflow"},
+                    {"kind": "swap-exact-in", "token_in": base, "token_out": quote,
+                     "amount_in": str(amount), "min_amount_out": str(out * 995 // 1000),
+                     "reason": "test"},
+                ]
+    send({"type": "intents", "tick": message["tick"], "intents": intents})
+"""
+OPERATOR_PASSWORD_ENV = "DEFIAGENT_TEST_OPERATOR_PASSWORD"
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,12 @@ def setup(mainnet, tmp_path_factory):
         home / "agent-key.json", bytes(Account.create().key), password, light=True
     )
     fund(w3, market, address, eth=10 * UNIT, dusd=10_000 * UNIT, dtkn=20_000 * UNIT)
+    operator = write_keystore(
+        home / "operator-key.json", bytes(Account.create().key), password, light=True
+    )
+    # The strategy lives in its own folder outside the package, as a user's would.
+    (home / "strategies").mkdir()
+    (home / "strategies" / "honest_once.py").write_text(HONEST_ONCE)
     d = market.dex
     config = {
         "rpc_url": mainnet.url,
@@ -89,16 +99,27 @@ def setup(mainnet, tmp_path_factory):
         "tick_seconds": 1,
         "protocols": {"router": d.router, "weth": d.weth, "factory": d.factory},
         "market": {"numeraire": d.token_a, "twap_min_window_seconds": 1},
-        "strategy": {"name": "honest-once", "params": {"base": d.token_b, "quote": d.token_a}},
+        "strategy": {
+            "name": "honest-once",
+            "command": [sys.executable, "strategies/honest_once.py"],
+            "params": {"base": d.token_b, "quote": d.token_a},
+        },
         "signer": {"backend": "keystore", "path": "agent-key.json", "password_env": PASSWORD_ENV},
+        "pin_signers": [operator],
     }
     (home / "agent.toml").write_text(tomli_w.dumps(config))
+    os.environ[OPERATOR_PASSWORD_ENV] = password
+    try:
+        pin = ["strategy", "pin", "-c", str(home / "agent.toml"), "--key",
+               str(home / "operator-key.json"), "--password-env", OPERATOR_PASSWORD_ENV]
+        assert main(pin) == 0
+    finally:
+        del os.environ[OPERATOR_PASSWORD_ENV]
     return {"w3": w3, "market": market, "home": home, "address": address, "password": password}
 
 
 @pytest.fixture
 def env(setup, monkeypatch):
-    monkeypatch.setitem(registry.STRATEGIES, "honest-once", HonestOnce)
     monkeypatch.setenv(PASSWORD_ENV, setup["password"])
     return setup
 
@@ -125,6 +146,12 @@ def test_dry_run_signs_for_a_private_chain_and_leaves_mainnet_alone(env, capsys)
     assert doc["fork"]["private_chain_id"] != doc["fork"]["upstream_chain_id"]
     assert doc["totals"]["executed"] == 1, json.dumps(doc["ticks"], indent=1)[:3000]
     assert doc["totals"]["transactions"] == 2  # exact approve, then the swap
+    # The 2**256 swap was refused by the schema, and the agent went on to the next.
+    overflow, honest = doc["ticks"][0]["intents"]
+    assert (overflow["status"], overflow["stage"]) == ("refused", "strategy")
+    assert overflow["refusals"][0]["rule"] == "intent-schema"
+    assert "amount_in" in overflow["refusals"][0]["reason"]
+    assert honest["status"] == "executed"
     # Nothing reached the real chain, and nothing signed is valid on it.
     assert w3.eth.get_transaction_count(address) == nonce
     assert w3.eth.get_balance(address) == balance
@@ -145,7 +172,7 @@ def test_run_trades_on_the_configured_chain(env, capsys):
     code = main(["run", "--config", str(home / "agent.toml"), "--ticks", "1", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0, doc
-    (intent,) = doc["ticks"][0]["intents"]
+    _, intent = doc["ticks"][0]["intents"]
     assert intent["status"] == "executed"
     assert w3.eth.get_transaction_count(address) == nonce + 2
     assert verify_audit_log(home / "state" / "audit.jsonl").ok
@@ -253,3 +280,25 @@ def test_dry_run_runs_unchanged_with_a_ledger_or_a_kms_signer(env, backend, caps
     assert raws
     for raw in raws:  # signed by this backend's key, for the fork's private chain
         assert Account.recover_transaction(raw) == address
+
+
+@pytest.mark.parametrize("change", ["code", "params"])
+def test_run_refuses_a_strategy_changed_since_it_was_pinned(env, capsys, change):
+    home = env["home"]
+    code = home / "strategies" / "honest_once.py"
+    config = home / "agent.toml"
+    original_code, original_config = code.read_text(), config.read_text()
+    if change == "code":  # one byte
+        code.write_text(original_code.replace("amount = 100 *", "amount = 900 *"))
+    else:  # one character of one param
+        config.write_text(original_config.replace('base = "0x', 'base = "0X', 1))
+    try:
+        assert main(["run", "--config", str(config), "--ticks", "1"]) == 1
+        err = capsys.readouterr().err
+        assert "since it was pinned" in err
+        assert ("honest_once.py" in err) if change == "code" else ("base changed" in err)
+        assert "Traceback" not in err
+    finally:
+        code.write_text(original_code)
+        config.write_text(original_config)
+    assert main(["strategy", "verify", "-c", str(config)]) == 0

@@ -46,8 +46,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.hits.append((self.path, dict(self.headers.items())))  # type: ignore[attr-defined]
         body = f"{self.server.name} {self.path}".encode()  # type: ignore[attr-defined]
+        kind = "text/plain"
+        if self.path == "/v1/models":  # enough of an OpenAI-compatible API for its client
+            body = json.dumps({"object": "list", "data": [{"id": "m", "object": "model",
+                "created": 0, "owned_by": "test"}]}).encode()  # fmt: skip
+            kind = "application/json"
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -646,14 +651,16 @@ def test_sandbox_init_https_connect_with_urllib(make_proxy, tls_server, tls_cert
     ]
 
 
+@pytest.mark.parametrize("httpx", ["httpx", "httpx2"])
 def test_sandbox_init_httpx_honours_proxy_env(
-    make_proxy, server, other_server, tls_server, tls_cert
+    make_proxy, server, other_server, tls_server, tls_cert, httpx
 ):
-    pytest.importorskip("httpx")  # what the openai client speaks through
+    pytest.importorskip(httpx)  # httpx2: what the pinned openai client speaks through
     port, other, tls_port = port_of(server), port_of(other_server), port_of(tls_server)
     proxy, decisions = make_proxy([f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}"])
     code = f"""
-        import json, ssl, httpx
+        import json, ssl
+        import {httpx} as httpx
         ctx = ssl.create_default_context(cafile={str(tls_cert[0])!r})
         auth = {{"Authorization": "Bearer {SECRET}"}}
         with httpx.Client(verify=ctx, timeout=10) as c:
@@ -676,6 +683,42 @@ def test_sandbox_init_httpx_honours_proxy_env(
         (True, "GET", port),
         (True, "CONNECT", tls_port),
         (False, "GET", other),
+        (False, "CONNECT", other),
+    ]
+    assert_clean(decisions)
+
+
+def test_sandbox_init_openai_client_through_the_proxy(
+    make_proxy, other_server, tls_server, tls_cert
+):
+    pytest.importorskip("openai")
+    tls_port, other = port_of(tls_server), port_of(other_server)
+    proxy, decisions = make_proxy([f"https://127.0.0.1:{tls_port}"])
+    code = f"""
+        import json, ssl, openai
+        ctx = ssl.create_default_context(cafile={str(tls_cert[0])!r})
+        def client(port):
+            return openai.OpenAI(
+                api_key="{SECRET}", base_url=f"https://127.0.0.1:{{port}}/v1", max_retries=0,
+                timeout=10, http_client=openai.DefaultHttpxClient(verify=ctx))
+        out = [m.id for m in client({tls_port}).models.list()]
+        try:
+            client({other}).models.list()
+            out.append("went through?!")
+        except openai.APIConnectionError as e:
+            out.append(type(e).__name__)
+        print(json.dumps(out))
+    """
+    r = run_init(proxy.socket_path, code)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == ["m", "APIConnectionError"]
+    ((path, headers),) = tls_server.hits
+    assert path == "/v1/models"
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert lower["authorization"] == f"Bearer {SECRET}"  # inside TLS: the proxy never sees it
+    assert other_server.hits == []
+    assert [(d["allowed"], d["method"], d["port"]) for d in decisions] == [
+        (True, "CONNECT", tls_port),
         (False, "CONNECT", other),
     ]
     assert_clean(decisions)
