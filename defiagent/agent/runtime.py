@@ -291,9 +291,15 @@ class AgentRuntime:
         self.pins: dict[str, str] = {}
         self.warnings: list[str] = []
         if self._strategies is not None:
-            return [
-                s if isinstance(s, StrategyHost) else InProcessStrategy(s) for s in self._strategies
-            ]
+            ports: list[StrategyPort] = []
+            for s in self._strategies:
+                if isinstance(s, StrategyHost):
+                    self._stack.callback(s.close)
+                    s.start()
+                    ports.append(s)
+                else:
+                    ports.append(InProcessStrategy(s))
+            return ports
         cfg = self.cfg
         from defiagent.strategy.pins import verify_pins
 
