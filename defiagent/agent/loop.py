@@ -349,6 +349,7 @@ class Agent:
             prices=ctx.prices,
             portfolio_value=ctx.risk.value_now,
             exit_reason=exit.rule if exit else None,
+            pin=p.pins.get(strategy, ""),
         )
         trade = self.ledger.add(trade)
         p.metrics.gas_spent_wei.inc(trade.gas_cost_wei)

@@ -53,6 +53,7 @@ def build_trade(
     prices: dict[str, float],
     portfolio_value: float | None,
     exit_reason: str | None = None,
+    pin: str = "",
 ) -> TradeEvent:
     gas_used, gas = gas_paid(rpc, tx_hashes)
     deltas = _deltas(before, after, gas)
@@ -89,6 +90,7 @@ def build_trade(
         strategy=strategy,
         intent_id=intent.id,
         kind=intent.kind,
+        pin=pin,
         exit_reason=exit_reason,
         token_in=token_in,
         token_out=token_out,

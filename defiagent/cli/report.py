@@ -93,6 +93,7 @@ def _human(report: BehaviourReport, html: Path | None) -> None:
         table.add_column("time (UTC)", no_wrap=True)
         table.add_column("strategy", overflow="ellipsis", min_width=8)
         table.add_column("kind", overflow="ellipsis", min_width=8)
+        table.add_column("pin", no_wrap=True)  # which pinned code made the trade
         table.add_column("in → out", no_wrap=True)
         for col in ("value in", "slip bps", "realized PnL"):
             table.add_column(col, justify="right", no_wrap=True)
@@ -102,6 +103,7 @@ def _human(report: BehaviourReport, html: Path | None) -> None:
                 _time(row.time),
                 Text(t.strategy),
                 Text(t.kind + (f" ({t.exit_reason})" if t.exit_reason else "")),
+                Text(t.pin or "-"),
                 Text(f"{row.token_in_label} → {row.token_out_label}"),
                 _n(t.value_in),
                 _n(t.slippage_bps, 1),

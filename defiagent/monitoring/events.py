@@ -20,6 +20,7 @@ class TradeEvent(BaseModel):
     strategy: str
     intent_id: str
     kind: str  # the intent kind, e.g. "swap-exact-in"
+    pin: str = ""  # the strategy's pin id: which code and params made this trade
     exit_reason: str | None = None  # "stop-loss" / "take-profit" when the agent closed it
     token_in: str | None = None
     token_out: str | None = None

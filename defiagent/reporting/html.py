@@ -182,10 +182,10 @@ footer { color:var(--muted); font-size:12px; text-align:center; margin-top:24px;
 <section id="trades">
   <h2>Trades ({{ r.trades|length }})</h2>
   {% if r.trades %}
-  <div class="scroll"><table><thead><tr><th>Time</th><th>Strategy</th><th>Intent</th><th>Kind</th><th>In</th><th>Out</th>
+  <div class="scroll"><table><thead><tr><th>Time</th><th>Strategy</th><th>Code pin</th><th>Intent</th><th>Kind</th><th>In</th><th>Out</th>
     <th class="n">Value in</th><th class="n">Value out</th><th class="n">Slippage (bps)</th><th class="n">Realized PnL</th><th class="n">Gas</th><th>Tx</th></tr></thead>
   <tbody>{% for row in r.trades %}{% set t = row.trade %}
-  <tr class="trade-row"><td class="t">{{ row.time|when }}</td><td>{{ t.strategy }}</td><td class="mono" title="{{ t.intent_id }}">{{ short(t.intent_id) }}</td>
+  <tr class="trade-row"><td class="t">{{ row.time|when }}</td><td>{{ t.strategy }}</td><td class="mono">{{ t.pin or "-" }}</td><td class="mono" title="{{ t.intent_id }}">{{ short(t.intent_id) }}</td>
     <td>{{ t.kind }}{% if t.exit_reason %} <span class="tag warning">{{ t.exit_reason }}</span>{% endif %}</td>
     <td title="{{ t.token_in or '' }}">{{ row.token_in_label }}</td><td title="{{ t.token_out or '' }}">{{ row.token_out_label }}</td>
     <td class="n">{{ num(t.value_in) }}</td><td class="n">{{ num(t.value_out) }}</td>

@@ -110,8 +110,16 @@ def setup(mainnet, tmp_path_factory):
     (home / "agent.toml").write_text(tomli_w.dumps(config))
     os.environ[OPERATOR_PASSWORD_ENV] = password
     try:
-        pin = ["strategy", "pin", "-c", str(home / "agent.toml"), "--key",
-               str(home / "operator-key.json"), "--password-env", OPERATOR_PASSWORD_ENV]
+        pin = [
+            "strategy",
+            "pin",
+            "-c",
+            str(home / "agent.toml"),
+            "--key",
+            str(home / "operator-key.json"),
+            "--password-env",
+            OPERATOR_PASSWORD_ENV,
+        ]
         assert main(pin) == 0
     finally:
         del os.environ[OPERATOR_PASSWORD_ENV]

@@ -82,6 +82,8 @@ def test_demo_json(capsys):
         if i["status"] == "executed" and i["kind"].startswith("swap")
     ]
     assert len(report["trades"]) == len(swaps)
+    # Each trade names the pinned code that made it (every trade here is mean-reversion's).
+    assert {row["trade"]["pin"] for row in report["trades"]} == {doc["pins"]["mean-reversion"]}
     assert report["refusals_by_rule"]["recipient-is-self"] >= 1
     assert len(report["value_series"]) >= 3  # one risk record per tick
     assert "<svg" in html.read_text()

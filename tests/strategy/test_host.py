@@ -220,8 +220,15 @@ def test_no_inherited_environment_and_its_own_user(run_host, probe_file, monkeyp
     proposal = ask(run_host(probe_file, "env"))
     names = proposal.notes[0].removeprefix("env:").split(",")
     assert "DEFIAGENT_KEYSTORE_PASSWORD" not in names
-    assert set(names) <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE",
-                          "PYTHONUNBUFFERED", "PWD"}
+    assert set(names) <= {
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONUNBUFFERED",
+        "PWD",
+    }
     assert proposal.notes[1] == "uid:65534"
 
 
@@ -324,11 +331,18 @@ def test_a_child_that_never_reads_cannot_block_the_agent(tmp_path):
         'print(json.dumps({"type": "ready", "protocol": 1}), flush=True)\n'
         "time.sleep(60)\n"
     )
-    host = StrategyHost(StrategyConfig(name="deaf", path=code, limits={"tick_timeout_seconds": 0.5}))
+    host = StrategyHost(
+        StrategyConfig(name="deaf", path=code, limits={"tick_timeout_seconds": 0.5})
+    )
     try:
         host.start()
-        big = {**MARKET, "tokens": {f"0x{i:040x}": {"address": f"0x{i:040x}", "symbol": "T",
-                                                     "decimals": 18} for i in range(3000)}}
+        big = {
+            **MARKET,
+            "tokens": {
+                f"0x{i:040x}": {"address": f"0x{i:040x}", "symbol": "T", "decimals": 18}
+                for i in range(3000)
+            },
+        }
         started = time.monotonic()
         proposal = host.propose(Tick(tick=1, market=big, portfolio=PORTFOLIO))
         assert time.monotonic() - started < 3
@@ -355,7 +369,9 @@ def test_no_sandbox_no_start(probe_file, monkeypatch):
 
 def test_a_sandbox_that_cannot_start_refuses(probe_file, monkeypatch, tmp_path):
     broken = tmp_path / "bwrap"
-    broken.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    broken.write_text(
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+    )
     broken.chmod(0o755)
     monkeypatch.setattr(sandbox, "bwrap_binary", lambda: str(broken))
     host = host_for(probe_file)
@@ -403,8 +419,10 @@ def test_planted_bytecode_in_its_folder_is_not_run(tmp_path):
     folder.mkdir()
     (folder / "helper.py").write_text("VALUE = 'source'\n")
     (folder / "__main__.py").write_text(
-        PROBE.replace('return [{"kind": "wrap", "amount": 1}]',
-                      'import helper; self.note(helper.VALUE); return []')
+        PROBE.replace(
+            'return [{"kind": "wrap", "amount": 1}]',
+            "import helper; self.note(helper.VALUE); return []",
+        )
     )
     import py_compile
 
@@ -413,8 +431,11 @@ def test_planted_bytecode_in_its_folder_is_not_run(tmp_path):
     cache = folder / "__pycache__"
     cache.mkdir()
     tag = sys.implementation.cache_tag
-    py_compile.compile(str(evil), cfile=str(cache / f"helper.{tag}.pyc"),
-                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    py_compile.compile(
+        str(evil),
+        cfile=str(cache / f"helper.{tag}.pyc"),
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
     host = StrategyHost(StrategyConfig(name="pkg", path=folder, params={"action": "idle"}))
     try:
         host.start()
