@@ -183,8 +183,8 @@ class StrategyHost:
     def _start_egress(self) -> None:
         from defiagent.strategy.egress import EgressProxy
 
+        # mkdtemp makes it 0700: the sandbox's user maps to the agent's own uid outside.
         self._egress_dir = Path(tempfile.mkdtemp(prefix="defiagent-egress-"))
-        os.chmod(self._egress_dir, 0o755)  # the sandbox user reaches the socket, nothing else
         self._egress = EgressProxy(
             list(self.sc.network),
             self._egress_dir / EGRESS_SOCKET_NAME,
@@ -313,7 +313,8 @@ class StrategyHost:
 
     def _send(self, message: dict[str, Any], deadline: float) -> None:
         proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        assert proc is not None
+        assert proc.stdin is not None
         data = json.dumps(to_wire(message), separators=(",", ":")).encode() + b"\n"
         fd = proc.stdin.fileno()
         with selectors.DefaultSelector() as sel:
@@ -332,7 +333,8 @@ class StrategyHost:
 
     def _read_line(self, deadline: float) -> bytes:
         proc = self._proc
-        assert proc is not None and proc.stdout is not None
+        assert proc is not None
+        assert proc.stdout is not None
         fd = proc.stdout.fileno()
         cap = self.limits.max_answer_bytes
         with selectors.DefaultSelector() as sel:

