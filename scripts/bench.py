@@ -17,6 +17,10 @@ Two phases, both reported:
 Baseline, measured in the same run on fewer samples: a fresh anvil fork per transaction
 (start, simulate the same call, stop), the naive way the persistent fork replaces.
 
+The strategy round trip is timed too, before each warm intent: the tick (a JSON copy of the
+snapshot, as the agent loop sends it) goes to a trivial SDK strategy running in its
+bubblewrap sandbox, and its answer comes back and is parsed strictly.
+
     .venv/bin/python scripts/bench.py [--n 200] [--cold 50] [--baseline 15] [--json FILE]
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from pydantic import TypeAdapter
 from rich.console import Console
 from rich.table import Table
 from web3 import Web3
@@ -56,7 +61,22 @@ from defiagent.risk.pnl import PortfolioHistory
 from defiagent.signing.base import SignedTransaction, verify_signed_transaction
 from defiagent.simulation import ForkManager, Simulator
 from defiagent.simulation.checks import CheckContext, run_checks
-from defiagent.strategy.intents import SwapExactIn
+from defiagent.strategy.config import StrategyConfig
+from defiagent.strategy.host import StrategyHost
+from defiagent.strategy.intents import Intent, SwapExactIn
+from defiagent.strategy.protocol import Tick, to_wire
+
+INTENT = TypeAdapter(Intent)
+TRIVIAL_STRATEGY = """
+from defiagent.strategy.sdk import Strategy, run
+
+class Trivial(Strategy):
+    def propose(self, market, portfolio):
+        return [{"kind": "wrap", "amount": 1, "reason": "bench"}]
+
+if __name__ == "__main__":
+    run(Trivial)
+"""
 
 STAGES = (
     ("guard", "guard decision (Guard.decide, all rules, per call)"),
@@ -67,6 +87,7 @@ STAGES = (
     ("send", "send to receipt (broadcast, journal, 1 confirmation)"),
     ("resync", "swap re-check: fork reset to the approve's block (inline)"),
     ("resimulate", "swap re-check: simulation right after that reset (cold cache)"),
+    ("strategy", "strategy round trip (tick out to the sandboxed child, intents back, parsed)"),
     ("intent_to_signed", "intent to first signed tx (guard .. plan simulation .. sign)"),
     ("intent_to_last_signed", "intent to last signed tx (incl. the swap re-check)"),
 )
@@ -199,7 +220,9 @@ class Bench:
             risk=risk,
         )
 
-    def swap(self, fork: ForkManager, sim: Simulator, check_ctx, times, keys) -> None:
+    def swap(
+        self, fork: ForkManager, sim: Simulator, check_ctx, times, keys, strategy=None
+    ) -> None:
         """One intent through the agent loop's path; stages recorded under `keys`.
 
         As defiagent.agent.loop does: guard every call, simulate the whole plan on the fork,
@@ -213,6 +236,18 @@ class Bench:
         # Observation and planning happen before an intent exists: not timed.
         market = self.observer.snapshot()
         portfolio = self.observer.portfolio(self.agent, spenders=[dex.router])
+        if strategy is not None:  # as the loop asks each strategy, from a JSON copy
+            t0 = time.perf_counter()
+            tick = Tick(
+                tick=self.swaps + 1,
+                market=to_wire(market.model_dump(mode="json")),
+                portfolio=to_wire(portfolio.model_dump(mode="json")),
+            )
+            proposal = strategy.propose(tick)
+            parsed = [INTENT.validate_python(raw) for raw in proposal.intents]
+            times["strategy"].append(ms(t0, time.perf_counter()))
+            if not proposal.ok or len(parsed) != 1:
+                raise SystemExit(f"bench: the sandboxed strategy failed: {proposal.error}")
         intent = SwapExactIn(
             token_in=token_in,
             token_out=token_out,
@@ -318,13 +353,18 @@ def run(n: int, cold_n: int, baseline_n: int, workdir: Path, console: Console) -
             )
             # Warm phase: the follower moves the fork during the (untimed) gap between ticks.
             fork.follow(poll_interval=0.002)
-            warm_keys = {stage: stage for stage, _ in STAGES}
+            warm_keys = {stage: stage for stage, _ in STAGES if stage != "strategy"}
+            code = workdir / "trivial_strategy.py"
+            code.write_text(TRIVIAL_STRATEGY)
+            strategy = StrategyHost(StrategyConfig(name="trivial", path=code))
+            strategy.start()
             for i in range(1, n + 1):
                 wait_caught_up(fork, w3)  # the gap between ticks
-                bench.swap(fork, sim, check_ctx, times, warm_keys)
+                bench.swap(fork, sim, check_ctx, times, warm_keys, strategy)
                 if i % 50 == 0:
                     console.log(f"warm: {i}/{n} intents")
             fork.stop_following()
+            strategy.close()
             # Cold phase: reset inline right before each simulation, on an empty cache.
             cold_keys = {"sync": "cold_sync", "simulate": "cold_simulate"}
             for _ in range(cold_n):
@@ -365,7 +405,8 @@ def run(n: int, cold_n: int, baseline_n: int, workdir: Path, console: Console) -
         "targets": {
             "guard_p50_under_1ms": p50["guard"] < 1.0,
             "simulation_20x_faster_than_spawn": base["p50_ms"] / p50["simulate"] >= 20,
-            "intent_to_signed_p50_under_50ms": p50["intent_to_signed"] < 50.0,
+            "strategy_round_trip_p50_under_5ms": p50["strategy"] < 5.0,
+            "intent_to_signed_p50_under_15ms": p50["intent_to_signed"] < 15.0,
         },
     }
 

@@ -264,7 +264,6 @@ class AgentRuntime:
             + (f" (pin {self.pins[s.name]})" if s.name in self.pins else "")
             for s in strategies
         ]
-        self.explanations += [f"WARNING: {w}" for w in self.warnings]
         self.explanations += guard.explain()
         for name, sr in strategy_risk.items():
             own = [r.explain() for r in sr.guard.rules if r.group == "risk"]

@@ -39,6 +39,8 @@ def _loop(
     between,
 ) -> list[TickReport]:
     reports: list[TickReport] = []
+    for warning in getattr(runtime, "warnings", []):  # e.g. a strategy without its sandbox
+        err_console.print(f"[bold yellow]WARNING:[/] {escape(warning)}", highlight=False)
     if not as_json:
         for line in runtime.explanations:
             err_console.print(f"[dim]{escape(line)}[/]", highlight=False)
