@@ -62,28 +62,10 @@ from defiagent.simulation.models import SimulationOutcome
 from defiagent.simulation.simulator import Simulator
 from defiagent.strategy.host import Proposal
 from defiagent.strategy.intents import (
-    AddLiquidity,
-    Approve,
     Intent,
-    RawCall,
-    RemoveLiquidity,
-    SwapExactIn,
-    SwapExactOut,
-    Unwrap,
-    Wrap,
 )
 from defiagent.strategy.protocol import HeadroomView, PositionView, Tick, to_wire
 
-INTENT_TYPES = (
-    SwapExactIn,
-    SwapExactOut,
-    Approve,
-    Wrap,
-    Unwrap,
-    AddLiquidity,
-    RemoveLiquidity,
-    RawCall,
-)
 MAX_INTENTS_PER_TICK = 200  # beyond this a strategy's surplus is dropped unread
 _INTENT = TypeAdapter(Intent)
 

@@ -19,16 +19,21 @@ LOCK_FILE = "operator.lock"
 
 def write_private_json(path: Path, data: Any) -> None:
     """Write `data` to `path` as JSON, mode 0600, by rename: readers see old or new, never half."""
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
+
+
+def write_atomic(path: Path, text: str, *, mode: int, what: str | None = None) -> None:
+    """Write `text` to `path` with `mode` by rename, fsynced (the file and its folder)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # created 0600
         try:
             with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -40,7 +45,7 @@ def write_private_json(path: Path, data: Any) -> None:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        raise InfraError(f"{path} could not be written: {exc}") from exc
+        raise InfraError(f"{what or path} could not be written: {exc}") from exc
 
 
 def check_private(path: Path, what: str, *, forbidden: int = 0o077) -> None:

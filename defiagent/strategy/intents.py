@@ -93,3 +93,18 @@ Intent = Annotated[
     SwapExactIn | SwapExactOut | Approve | Wrap | Unwrap | AddLiquidity | RemoveLiquidity | RawCall,
     Field(discriminator="kind"),
 ]
+
+# Each intent model by its kind, e.g. for a strategy that builds a schema or parses one kind.
+INTENT_MODELS: dict[str, type[_Intent]] = {
+    m.model_fields["kind"].default: m
+    for m in (
+        SwapExactIn,
+        SwapExactOut,
+        Approve,
+        Wrap,
+        Unwrap,
+        AddLiquidity,
+        RemoveLiquidity,
+        RawCall,
+    )
+}

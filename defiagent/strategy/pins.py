@@ -38,14 +38,12 @@ names the keys that changed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shlex
 import shutil
 import stat
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -58,6 +56,7 @@ from pydantic_core import to_jsonable_python
 
 import defiagent
 from defiagent.errors import ConfigError, InfraError, Refused
+from defiagent.operator.files import write_atomic
 from defiagent.strategy.config import BUILTIN_DIR, StrategyConfig
 from defiagent.types import Address
 
@@ -412,28 +411,8 @@ def write_pins(path: Path | str, pinfile: PinFile) -> None:
     """Write the pins file by rename (readers see the old or the new, never half), mode
     0644: it holds no secret, and the signature is what protects it."""
     path = Path(path)
-    text = dump_pins(pinfile)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise InfraError(f"the strategy pins file {path} could not be written: {exc}") from exc
+    # Not secret (hashes, params, a signature): readable by CI and reviewers.
+    write_atomic(path, dump_pins(pinfile), mode=0o644, what=f"the strategy pins file {path}")
 
 
 def read_pins(path: Path | str) -> PinFile:

@@ -241,7 +241,7 @@ def test_an_endless_loop_times_out_and_the_next_tick_gets_a_fresh_child(run_host
     first_pid = host.pid
     started = time.monotonic()
     proposal = ask(host)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 10  # bounded by the tick timeout, not the 60 s it asks for
     assert (proposal.ok, proposal.failure) == (False, "timeout")
     assert "longer than 0.5 s" in proposal.error
     assert host.pid is None  # killed
@@ -344,7 +344,9 @@ def test_a_child_that_never_reads_cannot_block_the_agent(tmp_path):
         }
         started = time.monotonic()
         proposal = host.propose(Tick(tick=1, market=big, portfolio=PORTFOLIO))
-        assert time.monotonic() - started < 3
+        assert (
+            time.monotonic() - started < 10
+        )  # bounded by the tick timeout, not the 60 s it asks for
         assert proposal.failure == "timeout"
     finally:
         host.close()

@@ -32,16 +32,7 @@ import openai
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from defiagent.strategy.config import endpoint
-from defiagent.strategy.intents import (
-    AddLiquidity,
-    Approve,
-    RawCall,
-    RemoveLiquidity,
-    SwapExactIn,
-    SwapExactOut,
-    Unwrap,
-    Wrap,
-)
+from defiagent.strategy.intents import INTENT_MODELS
 from defiagent.strategy.sdk import (
     MarketSnapshot,
     PortfolioSnapshot,
@@ -52,19 +43,6 @@ from defiagent.strategy.sdk import (
 )
 from defiagent.types import Address
 
-INTENT_MODELS: dict[str, type[BaseModel]] = {
-    m.model_fields["kind"].default: m
-    for m in (
-        SwapExactIn,
-        SwapExactOut,
-        Approve,
-        Wrap,
-        Unwrap,
-        AddLiquidity,
-        RemoveLiquidity,
-        RawCall,
-    )
-}
 NEVER_KINDS = frozenset({"raw-call"})  # a model composes no calldata, whatever it is told
 AGENT_FIELDS = ("id", "recipient")  # the agent's to set: not offered to the model
 TOKEN_FIELDS = ("token_in", "token_out", "token", "token_a", "token_b")
