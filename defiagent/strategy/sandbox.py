@@ -247,3 +247,34 @@ def readable_for(sc: StrategyConfig, argv: Sequence[str]) -> list[Path]:
             if p.is_absolute() and p.exists() and not str(p).startswith("/usr/"):
                 paths.append(p)
     return paths
+
+
+def probe() -> str:
+    """bwrap's version, after running the agent's Python inside the same sandbox a strategy
+    gets; InfraError with bwrap's own words when it cannot (no user namespaces, no binary)."""
+    bwrap = bwrap_binary()
+    if bwrap is None:
+        raise InfraError("bubblewrap (bwrap) is not installed", remedy="run scripts/bootstrap")
+    spec = SandboxSpec(argv=[sys.executable, "-E", "-s", "-B", "-c", "pass"])
+    try:
+        version = subprocess.run(
+            [bwrap, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
+        proc = subprocess.run(
+            spec.command(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=spec.env(),
+            check=False,
+            preexec_fn=spec.preexec(),  # noqa: PLW1509
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InfraError(f"the strategy sandbox does not run: {exc}") from exc
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InfraError(
+            f"the strategy sandbox does not run here ({last})",
+            remedy='allow unprivileged user namespaces, or set sandbox = "none" for development',
+        )
+    return version.removeprefix("bubblewrap ").strip()

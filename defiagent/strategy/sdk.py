@@ -86,7 +86,6 @@ class TickView:
     number: int = 0
     positions: list[PositionView] = field(default_factory=list)
     headroom: dict[str, float] = field(default_factory=dict)  # rule -> limit - used
-    paused: bool = False
 
 
 class Strategy:
@@ -168,7 +167,6 @@ def serve(strategy_cls: type[Strategy], wire: _Wire) -> int:
             number=tick.tick,
             positions=list(tick.positions),
             headroom={h.rule: h.limit - h.used for h in tick.headroom},
-            paused=tick.paused,
         )
         strategy._notes = []
         try:

@@ -96,6 +96,15 @@ def honest_swap(cw3, market, **extra) -> dict[str, Any]:
     }
 
 
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def audit(runtime) -> list[dict[str, Any]]:
     return [json.loads(line) for line in runtime.audit_path.read_text().splitlines()]
 
@@ -254,8 +263,10 @@ def test_a_stalled_model_is_cut_by_the_strategy_own_timeout(
     assert seconds < TICK_TIMEOUT + 2, seconds
     assert_nothing_sent(report, runtime, cw3, signer, before)
     said = notes(runtime)
-    assert len(server.requests) == 1, (said, [r.at - started for r in server.requests], seconds)
     assert any("model call failed: timeout" in n for n in said), said
+    # It was asked, through the proxy, and never answered. (On a loaded machine the request
+    # may still be on its way when the strategy gives up: the call carries on in its thread.)
+    assert wait_until(lambda: len(server.requests) == 1), said
     assert_key_kept(runtime, llm, report, capfd, caplog)
 
 

@@ -452,3 +452,15 @@ def test_propose_never_raises_even_when_the_pipe_breaks(run_host, probe_file):
     proposal = ask(host)
     assert (proposal.ok, proposal.failure) == (False, "crash")
     assert ask(host, 2).ok  # started again
+
+
+def test_the_doctor_probe_runs_python_in_the_sandbox_or_says_why(monkeypatch, tmp_path):
+    assert sandbox.probe()  # bwrap's version, after a real run
+    broken = tmp_path / "bwrap"
+    broken.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    monkeypatch.setattr(sandbox, "bwrap_binary", lambda: str(broken))
+    with pytest.raises(InfraError, match="No permissions to create new namespace"):
+        sandbox.probe()

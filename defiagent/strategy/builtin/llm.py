@@ -297,9 +297,6 @@ class LlmStrategy(Strategy):
     # --- one tick ------------------------------------------------------------------------
 
     def _propose(self, market: MarketSnapshot, portfolio: PortfolioSnapshot) -> list[Any]:
-        if self.tick.paused:
-            self.note("llm: paused, the model was not asked")
-            return []
         if self._worker is not None and self._worker.is_alive():
             self.note("llm: the previous model call is still running; not asked this tick")
             return []
