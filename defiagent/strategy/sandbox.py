@@ -267,7 +267,7 @@ def probe() -> str:
             timeout=30,
             env=spec.env(),
             check=False,
-            preexec_fn=spec.preexec(),  # noqa: PLW1509
+            preexec_fn=spec.preexec(),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InfraError(f"the strategy sandbox does not run: {exc}") from exc
