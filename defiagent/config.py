@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    PrivateAttr,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -168,6 +169,11 @@ class AgentConfig(BaseSettings):
     pin_signers: list[Address] = Field(
         default_factory=list, description="operator addresses whose pin signatures count"
     )
+    _source: Path | None = PrivateAttr(default=None)  # the file it was read from
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
 
     @field_validator("rpc_url")
     @classmethod
@@ -269,4 +275,6 @@ def load_config(path: Path | str) -> AgentConfig:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"the config file {path} cannot be read: {exc}") from exc
-    return parse_config(data, source=str(path)).resolved(path.parent.resolve())
+    cfg = parse_config(data, source=str(path)).resolved(path.parent.resolve())
+    cfg._source = path.resolve()
+    return cfg

@@ -304,6 +304,8 @@ class AgentRuntime:
 
         self.pins = verify_pins(cfg)
         hidden = [cfg.state_dir, cfg.allowlist_dir, cfg.pins_file, Path.home()]
+        if cfg.source is not None:  # the config itself, were it inside a strategy's folder
+            hidden.append(cfg.source)
         path = getattr(cfg.signer, "path", None)
         if isinstance(path, Path):
             hidden.append(path)
