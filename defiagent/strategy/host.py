@@ -127,7 +127,7 @@ class StrategyHost:
         except _Failure as exc:
             self._kill()
             message = f"strategy {self.name} did not start: {exc.message}"
-            if exc.failure == "strategy-error":  # it refused its params: the config's to fix
+            if exc.failure == "params":  # it refused its params: the config's to fix
                 raise ConfigError(message) from None
             raise StrategyStartError(message) from None
 
@@ -166,7 +166,9 @@ class StrategyHost:
             raise _Failure("garbage", "its first answer is not JSON") from None
         if isinstance(message, dict) and message.get("type") == "error":
             error = StrategyError.model_validate(message)
-            raise _Failure("strategy-error", f"it refused its params: {error.message}")
+            if error.message.startswith("params"):
+                raise _Failure("params", f"it refused its params: {error.message}")
+            raise _Failure("strategy-error", f"it answered an error: {error.message}")
         try:
             ready = Ready.model_validate(message)
         except ValidationError as exc:

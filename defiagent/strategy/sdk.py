@@ -103,6 +103,10 @@ class Strategy:
     def describe(self) -> str:
         return type(self).__name__
 
+    def start(self) -> None:
+        """Called once `name` and `secrets` are set, before `ready`: open clients here so
+        that the first tick's time budget is not spent on them."""
+
     def propose(self, market: MarketSnapshot, portfolio: PortfolioSnapshot) -> list[Any]:
         raise NotImplementedError
 
@@ -156,6 +160,11 @@ def serve(strategy_cls: type[Strategy], wire: _Wire) -> int:
     strategy.name = hello.strategy
     strategy._wire = wire  # type: ignore[attr-defined]  # the test rogue writes garbage here
     strategy.secrets = dict(hello.secrets)
+    try:
+        strategy.start()
+    except Exception as exc:
+        wire.send({"type": "error", "message": f"start: {type(exc).__name__}: {exc}"[:500]})
+        return 2
     wire.send(
         {"type": "ready", "protocol": PROTOCOL_VERSION, "description": strategy.describe()[:500]}
     )

@@ -271,10 +271,13 @@ class LlmStrategy(Strategy):
     def __init__(self, params: LlmParams) -> None:
         super().__init__(params)
         self.p: LlmParams = params
-        self._client: openai.OpenAI | None = None  # built on first use: secrets come later
+        self._client: openai.OpenAI | None = None  # built in start(): secrets come later
         self._worker: threading.Thread | None = None
         self._response_format = response_format(params.allowed_kinds)
         self._system = system_prompt(params)
+
+    def start(self) -> None:
+        self._client_for()  # before the first tick's deadline starts
 
     def describe(self) -> str:
         parts = urlsplit(self.p.base_url)
