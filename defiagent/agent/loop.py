@@ -501,6 +501,8 @@ class Agent:
                 "intents-dropped", {"tick": self.tick_no, "strategy": name, "dropped": dropped}
             )
             p.metrics.refusals.labels(rule="intent-rate-limit").inc(dropped)
+            if p.auto_kill:
+                p.auto_kill.flooded(name, dropped, p.clock())
         intents = []
         for raw in proposal.intents[:MAX_INTENTS_PER_TICK]:
             try:
@@ -664,6 +666,8 @@ class Agent:
         def refused(stage: str, refusals: list[Refusal], plan: list[str] | None = None):
             for r in refusals:
                 p.metrics.refusals.labels(rule=r.rule).inc()
+            if p.auto_kill and any(r.rule == "intent-rate-limit" for r in refusals):
+                p.auto_kill.flooded(strategy, 1, p.clock())
             self._alert_refusals(strategy, stage, refusals)
             p.audit.record(
                 "refused",

@@ -2,13 +2,16 @@
 
 Triggers: N consecutive failed transactions, a loss limit (daily loss or drawdown), a
 signature that does not recover to the signer, an allowlisted contract whose code no
-longer matches its entry, and a drift alert. Tripping writes the kill-switch file (so
+longer matches its entry, a drift alert, and a flood (more intents refused by the rate
+limit or dropped unread than `flood_threshold` within `flood_window_seconds`: a strategy
+that floods is hijacked or broken, and the rate limit alone would let it go on forever). Tripping writes the kill-switch file (so
 every process sees it, and `kill-switch status` names the reason), records it in the
 audit log, and raises a critical alert. Only an operator turns it off again.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +39,13 @@ class AutoKillConfig(BaseModel):
         default=True, description="an allowlisted contract's code no longer matches its entry"
     )
     on_drift: bool = Field(default=False, description="live behaviour left the mandate")
+    on_flood: bool = Field(
+        default=True, description="too many intents rate-limited or dropped in a window"
+    )
+    flood_threshold: int = Field(
+        default=100, ge=1, description="intents refused by the rate limit or dropped, per window"
+    )
+    flood_window_seconds: float = Field(default=60.0, gt=0)
 
 
 class AutoKill:
@@ -54,6 +64,7 @@ class AutoKill:
         self.alerts = alerts or NullAlertSink()
         self.agent = agent
         self.failures = 0
+        self._flood: collections.deque[tuple[float, int, str]] = collections.deque()
         self._lock = threading.Lock()  # the signer's alert hook may call from another thread
 
     def trip(self, trigger: str, reason: str) -> bool:
@@ -99,3 +110,21 @@ class AutoKill:
 
     def drift(self, reason: str) -> bool:
         return self.config.on_drift and self.trip("drift", reason)
+
+    def flooded(self, strategy: str, count: int, now: float) -> bool:
+        """`count` intents of `strategy` were refused by the rate limit or dropped unread."""
+        c = self.config
+        if not c.on_flood or count <= 0:
+            return False
+        self._flood.append((now, count, strategy))
+        while self._flood and self._flood[0][0] <= now - c.flood_window_seconds:
+            self._flood.popleft()
+        total = sum(n for _, n, _ in self._flood)
+        if total < c.flood_threshold:
+            return False
+        who = sorted({s for _, _, s in self._flood})
+        return self.trip(
+            "flood",
+            f"{total} intents rate-limited or dropped in {c.flood_window_seconds:g} s "
+            f"(limit {c.flood_threshold}), from {', '.join(who)}",
+        )

@@ -211,3 +211,52 @@ def test_repeated_failures_pause_the_strategy_then_it_is_tried_again(start_agent
     paused = [r for r in records if r["kind"] == "strategy-paused"]
     assert paused
     assert paused[0]["payload"]["rules"] == ["strategy-failed"]
+
+
+FLOODER = textwrap.dedent(
+    """
+    from defiagent.strategy.sdk import Strategy, run
+
+    class Flooder(Strategy):
+        def propose(self, market, portfolio):
+            base, quote = self.p["base"], self.p["quote"]
+            out = market.quote_out([base, quote], 10**18)
+            return [
+                {"kind": "swap-exact-in", "token_in": base, "token_out": quote,
+                 "amount_in": str(10**18), "min_amount_out": str(out * 99 // 100)}
+                for _ in range(1000)
+            ]
+
+    class Params:
+        @staticmethod
+        def model_validate(params):
+            return params
+
+    Flooder.Params = Params
+    if __name__ == "__main__":
+        run(Flooder)
+    """
+)
+
+
+def test_a_thousand_valid_intents_trip_the_kill_switch(start_agent, cw3, market, signer, tmp_path):
+    code = tmp_path / "flooder.py"
+    code.write_text(FLOODER)
+    host = StrategyHost(
+        StrategyConfig(
+            name="flooder", path=code, params={"base": market.dtkn, "quote": market.dusd}
+        )
+    )
+    before = nonce(cw3, signer)
+    runtime = start_agent([host])
+    report = runtime.agent.tick()
+    # 50 read (its max_intents), 950 dropped unread: a flood; the switch trips before any
+    # of the 50 is signed, and each is refused by it.
+    assert len(report.intents) == host.limits.max_intents
+    assert runtime.kill_switch.is_on()
+    assert runtime.kill_switch.status().reason.startswith("flood: 950 intents")
+    assert all(i.status == "refused" for i in report.intents)
+    assert {"kill-switch-off"} <= {r.rule for i in report.intents for r in i.refusals}
+    assert nonce(cw3, signer) == before
+    records = [json.loads(line) for line in runtime.audit_path.read_text().splitlines()]
+    assert [r["payload"]["trigger"] for r in records if r["kind"] == "auto-kill"] == ["flood"]
