@@ -80,7 +80,12 @@ def fund(w3: Web3, market: DemoMarket, to: str, *, eth: int, dusd: int = 0, dtkn
 
 
 class MarketNoise:
-    """Other traders: one random swap per step on the DUSD/DTKN pool, after `block_time`."""
+    """Other traders: one random swap per step on the DUSD/DTKN pool, after `block_time`.
+
+    The walk leans back toward the opening price (the further away, the likelier a trade
+    back), as arbitrage against other venues would pull a real pool: a pure random walk
+    drifts past the price-sanity bound within a few steps, and the demo would end with
+    every strategy paused by its own noise."""
 
     def __init__(
         self,
@@ -105,6 +110,15 @@ class MarketNoise:
             _wait(w3, erc20.functions.approve(d.router, MAX_UINT).transact({"from": self.trader}))
         self.router = contract(w3, artifacts.uniswap_v2_router02(), d.router)
         self.pair = contract(w3, artifacts.uniswap_v2_pair(), d.pair)
+        self.anchor = self._price()
+
+    def _price(self) -> float:
+        """DUSD per DTKN in the pool now."""
+        d = self.m.dex
+        r0, r1, _ = self.pair.functions.getReserves().call()
+        dusd_first = self.pair.functions.token0().call() == d.token_a
+        dusd, dtkn = (r0, r1) if dusd_first else (r1, r0)
+        return dusd / dtkn if dtkn else 0.0
 
     def advance(self, seconds: int | None = None) -> None:
         self.w3.provider.make_request("evm_increaseTime", [seconds or self.block_time])
@@ -117,7 +131,9 @@ class MarketNoise:
         r0, r1, _ = self.pair.functions.getReserves().call()
         token0 = self.pair.functions.token0().call()
         reserves = {token0: r0, (d.token_b if token0 == d.token_a else d.token_a): r1}
-        sell_dtkn = self.rng.random() < 0.5
+        # DTKN rich against the opening price: sell it more often (and the other way).
+        lean = max(-0.45, min(0.45, (self._price() / self.anchor - 1) * 20)) if self.anchor else 0
+        sell_dtkn = self.rng.random() < 0.5 + lean
         token_in, token_out = (d.token_b, d.token_a) if sell_dtkn else (d.token_a, d.token_b)
         pct = self.rng.uniform(self.min_pct, self.max_pct)
         amount = int(reserves[token_in] * pct / 100)

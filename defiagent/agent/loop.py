@@ -196,12 +196,20 @@ class Agent:
                         break
             market, _, base_ctx = state
             p.metrics.ticks.labels(outcome="ok").inc()
+            paused = dict(self.paused)
+            for name, until in self.suspended.items():
+                paused.setdefault(
+                    name,
+                    f"failed {self.failures.get(name, 0)} ticks in a row; paused until "
+                    f"{time.strftime('%H:%M:%S', time.localtime(until))}",
+                )
             return TickReport(
                 tick=self.tick_no,
                 block=market.block_number,
                 portfolio_value=base_ctx.risk.value_now,
                 spot_prices=self._spots(market),
                 intents=reports,
+                paused=paused,
             )
 
     # --- risk, alerts and the automatic kill switch ---------------------------------------

@@ -53,3 +53,4 @@ class TickReport(BaseModel):
     portfolio_value: float | None = None
     spot_prices: dict[str, float] = {}
     intents: list[IntentReport] = []
+    paused: dict[str, str] = {}  # strategy -> why it was not asked this tick

@@ -45,6 +45,8 @@ def print_tick(console: Console, t: TickReport, *, flood_threshold: int = 6) -> 
         console.print(f"  {escape(i.strategy)}: {intent_line(i)}", highlight=False, soft_wrap=True)
     for rule, n in by_rule.items():
         console.print(f"  … and {n} more refused, first by [bold]{rule}[/]", highlight=False)
+    for name, why in t.paused.items():  # the cause, where the pause is shown
+        console.print(f"  [yellow]{escape(name)} paused[/]: {escape(why)}", highlight=False)
 
 
 def summary_table(ticks: Sequence[TickReport], title: str = "summary") -> Table:

@@ -54,6 +54,7 @@ class RiskState:
     consecutive_losses: int = 0  # its closing trades that lost, in a row, latest last
     last_loss_at: float | None = None  # when the latest of those closed
     gas_spent_wei: int = 0  # gas the agent paid in the gas window (all strategies)
+    unvalued_reason: str = ""  # when value_now is None: which holding has no price, and why
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,5 +49,8 @@ class PausingRule(RiskRule):
         return self.refuse(reason) if reason else self.allow()
 
 
-def unvalued(what: str) -> str:
-    return f"the portfolio cannot be valued, so {what} cannot be checked"
+def unvalued(what: str, ctx: GuardContext | None = None) -> str:
+    why = ctx.risk.unvalued_reason if ctx is not None else ""
+    return (
+        f"the portfolio cannot be valued{f' ({why})' if why else ''}, so {what} cannot be checked"
+    )

@@ -24,7 +24,7 @@ class MaxDailyLoss(PausingRule):
 
     def pause_reason(self, ctx: GuardContext) -> str | None:
         if ctx.risk.value_now is None:
-            return unvalued("the loss limit")
+            return unvalued("the loss limit", ctx)
         loss = ctx.risk.loss_pct_in_window or 0.0
         if loss >= self.config.max_loss_pct:
             return (

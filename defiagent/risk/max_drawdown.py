@@ -25,7 +25,7 @@ class MaxDrawdown(PausingRule):
 
     def pause_reason(self, ctx: GuardContext) -> str | None:
         if ctx.risk.value_now is None:
-            return unvalued("the drawdown")
+            return unvalued("the drawdown", ctx)
         drawdown = ctx.risk.drawdown_pct or 0.0
         if drawdown >= self.config.max_drawdown_pct:
             return (

@@ -6,7 +6,7 @@ from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, RuleConfig, Severity
 from defiagent.guard.valuation import no_price
 from defiagent.monitoring.events import LimitUsage
-from defiagent.risk.base import RiskRule, entries
+from defiagent.risk.base import RiskRule, entries, unvalued
 
 
 class MaxPositionConfig(RuleConfig):
@@ -55,9 +55,7 @@ class MaxPosition(RiskRule):
             return self.allow()
         total = ctx.risk.value_now
         if not total:
-            return self.refuse(
-                "the portfolio cannot be valued, so position sizes cannot be checked"
-            )
+            return self.refuse(unvalued("position sizes", ctx))
         for d in inflows:
             price = ctx.prices.get(d.token)
             if price is None:

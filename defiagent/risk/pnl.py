@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from pathlib import Path
 
@@ -52,6 +53,10 @@ class PortfolioHistory:
         risk = self.state(t, value, positions)
         if value is not None:
             self.record(t, value)
+        else:
+            risk = dataclasses.replace(
+                risk, unvalued_reason=why_unpriced(market, portfolio, prices)
+            )
         return value, risk
 
     def state(
@@ -70,6 +75,30 @@ class PortfolioHistory:
             drawdown_pct=drawdown,
             position_values=positions or {},
         )
+
+
+def why_unpriced(
+    market: MarketSnapshot, portfolio: PortfolioSnapshot, prices: dict[str, float]
+) -> str:
+    """The first holding without a price, and what its pools' price checks said."""
+    held = [t for t, b in portfolio.balances.items() if b and t not in prices]
+    if portfolio.eth_balance and "ETH" not in prices:
+        held.append("ETH")
+    if not held:
+        return ""
+    token = held[0]
+    info = market.token(token)
+    label = info.symbol if info else token
+    if market.numeraire is None:
+        return "no numeraire is configured"
+    failing = [
+        c.reason
+        for c in market.price_checks
+        if not c.ok and token in (c.base, c.quote) and c.reason
+    ]
+    if failing:
+        return f"{label} has no sane price: {failing[0]}"
+    return f"{label} has no sane route to the numeraire"
 
 
 def portfolio_value(

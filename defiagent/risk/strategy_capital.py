@@ -6,7 +6,7 @@ from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, RuleConfig, Severity
 from defiagent.guard.valuation import no_price
 from defiagent.monitoring.events import LimitUsage
-from defiagent.risk.base import RiskRule, entries
+from defiagent.risk.base import RiskRule, entries, unvalued
 
 
 class StrategyCapitalConfig(RuleConfig):
@@ -34,7 +34,7 @@ class StrategyCapital(RiskRule):
             return self.allow()
         total = ctx.risk.value_now
         if not total:
-            return self.refuse("the portfolio cannot be valued, so the strategy's share cannot be")
+            return self.refuse(unvalued("the strategy's share", ctx))
         added = 0.0
         for d in inflows:
             price = ctx.prices.get(d.token)

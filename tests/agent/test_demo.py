@@ -61,6 +61,8 @@ def test_demo_json(capsys):
         if i["strategy"] == "mean-reversion" and i["status"] == "executed"
     ]
     assert honest_after
+    # The demo's own noise traders never push it into a pause (price sanity, valuation).
+    assert all(t["paused"] == {} for t in doc["ticks"]), [t["paused"] for t in doc["ticks"]]
     # The rogue strategy's refusals reached the local webhook as security alerts...
     kinds = {a["kind"] for a in doc["alerts"]}
     assert "security-refusal" in kinds
