@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
 from pydantic import TypeAdapter, ValidationError
 
 from defiagent.agent.observe import drifted_entries, observe_code
@@ -61,9 +62,7 @@ from defiagent.simulation.checks import CheckContext, run_checks
 from defiagent.simulation.models import SimulationOutcome
 from defiagent.simulation.simulator import Simulator
 from defiagent.strategy.host import Proposal
-from defiagent.strategy.intents import (
-    Intent,
-)
+from defiagent.strategy.intents import Approve, Intent
 from defiagent.strategy.protocol import HeadroomView, PositionView, Tick, to_wire
 
 MAX_INTENTS_PER_TICK = 200  # beyond this a strategy's surplus is dropped unread
@@ -126,6 +125,9 @@ class Agent:
                 if trade.strategy == monitor_strategy and moved_assets(trade):
                     monitor.observe(trade)
         self.paused: dict[str, str] = {}
+        # Approvals mined for a plan whose later call was then refused or failed: revoked
+        # through the guarded path before anything else (strategy, intent id, token, spender).
+        self._left_approvals: list[tuple[str, str, str, str]] = []
         self.failures: dict[str, int] = {}  # failed ticks in a row, per strategy
         self.suspended: dict[str, float] = {}  # strategy -> paused until (clock) after failures
         self._drifting: set[tuple[str, str]] = set()
@@ -169,7 +171,7 @@ class Agent:
                 report = self._handle_safely(strategy, intent, m, pf, ctx, exit=exit)
                 reports.append(report)
                 if report.status != "executed":
-                    return True
+                    return self._revoke_left_approvals(state, reports)
                 try:  # state moved: read it again
                     state[:] = self._observe()
                 except DefiagentError as exc:
@@ -670,8 +672,10 @@ class Agent:
         }
 
         hashes: list[str] = []
+        granted: list[tuple[str, str]] = []  # (token, spender) approvals of this plan mined
 
         def refused(stage: str, refusals: list[Refusal], plan: list[str] | None = None):
+            self._left_approvals += [(strategy, intent.id, t, s) for t, s in granted]
             for r in refusals:
                 p.metrics.refusals.labels(rule=r.rule).inc()
             if p.auto_kill and any(r.rule == "intent-rate-limit" for r in refusals):
@@ -781,6 +785,7 @@ class Agent:
             if result.status == "refused":
                 return refused("execution", [Refusal(rule="executor", reason=result.reason)], plan)
             if not result.ok:
+                self._left_approvals += [(strategy, intent.id, t, s) for t, s in granted]
                 p.audit.record("failed", {"intent_id": intent.id, "reason": result.reason})
                 self._transaction_failed(strategy, intent.id, result)
                 return IntentReport(
@@ -793,10 +798,57 @@ class Agent:
                 )
             if p.auto_kill:
                 p.auto_kill.transaction_succeeded()
+            approval = granted_approval(call)
+            if approval is not None:
+                granted.append(approval)
             spent, _ = outflow_value(call, ctx.prices)
             self.spend.add(p.clock(), spent)
         p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
+
+    def _revoke_left_approvals(self, state: list[Any], reports: list[IntentReport]) -> bool:
+        """Approve 0 for each approval a refused plan left behind, through the guarded path
+        (planned, guarded, simulated, checked). False when the state cannot be read."""
+        p = self.p
+        while self._left_approvals:
+            strategy, intent_id, token, spender = self._left_approvals.pop(0)
+            try:
+                state[:] = self._observe()
+            except DefiagentError as exc:
+                p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+                return False
+            m, pf, ctx = state
+            if pf.allowance(token, spender) == 0:
+                continue  # spent or already gone: nothing left behind
+            revoke = Approve(
+                token=token,
+                spender=spender,
+                amount=0,
+                reason=f"revoke the approval left behind by refused intent {intent_id}",
+            )
+            p.audit.record(
+                "approval-revoke",
+                {"strategy": strategy, "intent_id": intent_id, "token": token, "spender": spender},
+            )
+            report = self._handle_safely(strategy, revoke, m, pf, ctx)
+            reports.append(report)
+            if report.status == "executed":
+                try:
+                    state[:] = self._observe()
+                except DefiagentError as exc:
+                    p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+                    return False
+            else:
+                self.alert(
+                    AlertKind.SECURITY_REFUSAL,
+                    AlertSeverity.CRITICAL,
+                    f"an approval left behind by a {strategy} intent could not be revoked",
+                    detail=f"{token} still approved to {spender}: "
+                    + "; ".join(r.reason for r in report.refusals),
+                    strategy=strategy,
+                    data={"token": token, "spender": spender, "intent_id": intent_id},
+                )
+        return True
 
     def _transaction_failed(self, strategy: str, intent_id: str, result: Any) -> None:
         p = self.p
@@ -842,6 +894,19 @@ class Agent:
             },
         )
         return refusals_of(decision)
+
+
+_APPROVE_SELECTOR = "0x095ea7b3"  # approve(address,uint256)
+
+
+def granted_approval(call: PlannedCall) -> tuple[str, str] | None:
+    """(token, spender) when `call` is an ERC-20 approve of a non-zero amount."""
+    data = call.data.lower()
+    if not data.startswith(_APPROVE_SELECTOR) or len(data) < 10 + 128:
+        return None
+    spender = to_checksum_address("0x" + data[10 + 24 : 10 + 64])
+    amount = int(data[10 + 64 : 10 + 128], 16)
+    return (call.target, spender) if amount > 0 else None
 
 
 def _dedupe(refusals: list[Refusal]) -> list[Refusal]:
