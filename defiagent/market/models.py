@@ -93,6 +93,7 @@ class SourceCheck(Frozen):
     max_deviation_bps: float | None = None
     ok: bool = False
     reason: str = ""
+    basis: str = ""  # how the answer was made, e.g. the TWAP's window and where it came from
 
 
 class PriceCheck(Frozen):
