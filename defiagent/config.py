@@ -143,6 +143,13 @@ class AgentConfig(BaseSettings):
     )
 
     rpc_url: str
+    rpc_urls: list[str] = Field(
+        default_factory=list,
+        description="other, independent providers that must agree with rpc_url (a quorum)",
+    )
+    rpc_quorum: int = Field(
+        default=2, ge=2, description="providers (rpc_url included) that must agree each tick"
+    )
     chain_id: int = Field(gt=0)
     allowlist_dir: Path = Path("contracts_allowlist")
     state_dir: Path = DEFAULT_STATE_DIR
@@ -181,6 +188,24 @@ class AgentConfig(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            cls._url(url)
+        return value
+
+    @model_validator(mode="after")
+    def _quorum(self) -> AgentConfig:
+        if self.rpc_urls and self.rpc_quorum > 1 + len(self.rpc_urls):
+            raise ValueError(
+                f"rpc_quorum is {self.rpc_quorum} but only {1 + len(self.rpc_urls)} providers "
+                "are configured, so no tick could ever run"
+            )
+        if self.rpc_url in self.rpc_urls:
+            raise ValueError("rpc_urls repeats rpc_url: a provider cannot vouch for itself")
+        return self
 
     @model_validator(mode="after")
     def _strategies(self) -> AgentConfig:
@@ -234,6 +259,7 @@ class AgentConfig(BaseSettings):
         """The config as it may be logged: the RPC URLs cut to scheme and host."""
         data = self.model_dump(mode="json")
         data["rpc_url"] = _host_only(self.rpc_url)
+        data["rpc_urls"] = [_host_only(u) for u in self.rpc_urls]
         if self.simulation.fork_url:
             data["simulation"]["fork_url"] = _host_only(self.simulation.fork_url)
         return data

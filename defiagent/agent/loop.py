@@ -101,6 +101,7 @@ class AgentParts:
     auto_kill: AutoKill | None = None
     drift: dict[str, Any] = dataclasses.field(default_factory=dict)  # strategy -> DriftMonitor
     pins: dict[str, str] = dataclasses.field(default_factory=dict)  # strategy -> its pin id
+    quorum: Any = None  # a ProviderQuorum: other providers must agree each tick
 
 
 class Agent:
@@ -135,8 +136,13 @@ class Agent:
         self._kill_seen: bool | None = None
 
     def warm_up(self) -> None:
-        """Read the market once without trading, so price references have a first point."""
-        self._observe()
+        """Read the market once without trading, so price references have a first point.
+        A read that fails here is recorded; the ticks that follow skip until it works."""
+        try:
+            self._observe()
+        except DefiagentError as exc:
+            self.p.audit.record("warm-up", {"agent": self.p.agent, "failed": str(exc)})
+            return
         self.p.audit.record("warm-up", {"agent": self.p.agent})
 
     # --- one tick ------------------------------------------------------------------------
@@ -409,6 +415,8 @@ class Agent:
             p.agent, spenders=list(p.spenders), block=market.block_number
         )
         codehashes, implementations = observe_code(p.rpc, p.allowlist, market.block_number)
+        if p.quorum is not None:  # a lying primary is outvoted before anything is planned
+            p.quorum.check(p.rpc, market.block_number, sorted(codehashes), market.pools)
         prices = numeraire_prices(market, weth=p.weth)
         now = p.clock()
         value, risk = self.history.observe(now, market, portfolio, prices)

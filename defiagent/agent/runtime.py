@@ -21,6 +21,7 @@ from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.risk_desk import StrategyRisk
 from defiagent.allowlist.models import ActiveAllowlist, Role
+from defiagent.chain.quorum import ProviderQuorum
 from defiagent.chain.rpc import RpcError
 from defiagent.config import AgentConfig
 from defiagent.errors import ConfigError, InfraError, Refused
@@ -257,6 +258,7 @@ class AgentRuntime:
                 auto_kill=self.auto_kill,
                 drift=self._drift_monitors(strategies),
                 pins=self.pins,
+                quorum=self._quorum(),
             )
         )
         self.explanations = [
@@ -281,6 +283,16 @@ class AgentRuntime:
                 "explain": self.explanations,
             },
         )
+
+    def _quorum(self) -> ProviderQuorum | None:
+        cfg = self.cfg
+        if not cfg.rpc_urls or self.rpc_url != cfg.rpc_url:  # dry-run: one fork, no quorum
+            return None
+        quorum = ProviderQuorum(
+            cfg.rpc_urls, quorum=cfg.rpc_quorum, timeout=cfg.simulation.rpc_timeout_seconds
+        )
+        self._stack.callback(quorum.close)
+        return quorum
 
     def _start_strategies(self) -> list[StrategyPort]:
         """Each configured strategy in its own sandboxed child, after its pin checks out.
