@@ -1,7 +1,10 @@
 """The functions (and argument constraints) the agent needs on each kind of contract.
 
 These are what a reviewer approves for Uniswap V2 Router02, its pairs, WETH9 and plain
-ERC-20 tokens: exactly the calls the planner makes, each with its constraints.
+ERC-20 tokens: exactly the calls the planner makes, each with its constraints and the roles
+of its arguments (min-out, path, deadline, recipient, spender...), which the slippage, price
+and deadline rules read. The roles are generated from these contracts' argument names
+(`defiagent.guard.conventions.conventional_roles`) and signed with the entry.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from defiagent.allowlist.models import AllowedFunction, ArgConstraint, ConstraintKind
 from defiagent.execution import planner
 from defiagent.guard.calldata import parse_signature
+from defiagent.guard.conventions import conventional_roles
 
 
 def fn(signature: str, *constraints: tuple[str, ConstraintKind], payable: bool = False):
@@ -17,6 +21,7 @@ def fn(signature: str, *constraints: tuple[str, ConstraintKind], payable: bool =
         signature=signature,
         constraints=[ArgConstraint(arg=a, kind=k) for a, k in constraints],
         payable=payable,
+        roles=conventional_roles(signature),
     )
 
 

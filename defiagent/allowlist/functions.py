@@ -2,7 +2,10 @@
 
 Defaults are a starting point for the reviewer, who edits them in the proposed entry.
 Argument names come from the contract's ABI when known (WETH9 calls approve's arguments
-`guy` and `wad`), so a constraint always names a real argument.
+`guy` and `wad`), so a constraint always names a real argument. Each default also declares
+its arguments' roles (min-out, path, deadline, recipient...: what the slippage, price and
+deadline rules read), given by position from the Uniswap V2 / WETH9 / ERC-20 signature, so
+they follow the ABI's names too.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from defiagent import abi_signature
-from defiagent.allowlist.models import AllowedFunction, ArgConstraint, ConstraintKind, Role
+from defiagent.allowlist.models import (
+    AllowedFunction,
+    ArgConstraint,
+    ArgRole,
+    ConstraintKind,
+    Role,
+)
+from defiagent.guard.conventions import conventional_roles
 
 
 def parse_signature(signature: str) -> tuple[str, list[tuple[str, str]]]:
@@ -67,6 +77,24 @@ def function_problems(fn: AllowedFunction) -> list[str]:
                 problems.append(f"{fn.signature}: max-amount on {c.arg} needs a decimal value")
         if c.kind == ConstraintKind.EQUALS and c.value is None:
             problems.append(f"{fn.signature}: equals on {c.arg} needs a value")
+    problems += role_problems(fn.signature, fn.roles, types)
+    return problems
+
+
+def role_problems(signature: str, roles: dict[str, ArgRole], types: dict[str, str]) -> list[str]:
+    """Declared roles must name real arguments of a fitting type, each role at most once."""
+    problems = []
+    holder: dict[ArgRole, str] = {}
+    for arg, role in roles.items():
+        typ = types.get(arg)
+        if typ is None:
+            problems.append(f"{signature}: role on unknown argument {arg!r}")
+            continue
+        if not role.fits(typ):
+            problems.append(f"{signature}: {role} needs {role.expects} argument, {arg} is {typ}")
+        if role in holder:
+            problems.append(f"{signature}: {role} is declared for both {holder[role]} and {arg}")
+        holder.setdefault(role, arg)
     return problems
 
 
@@ -98,6 +126,12 @@ class _Default:
     constraints: tuple[tuple[int, ConstraintKind], ...] = ()
     payable: bool = False
     max_amount_arg: int | None = None
+
+    def roles(self) -> list[tuple[int, ArgRole]]:
+        """(argument position, role): the conventional roles of this default's signature."""
+        _, params = parse_signature(self.signature)
+        by_name = conventional_roles(self.signature)
+        return [(i, by_name[name]) for i, (_, name) in enumerate(params) if name in by_name]
 
 
 _SWAP = "uint256 amountOutMin,address[] path,address to,uint256 deadline"
@@ -170,6 +204,7 @@ def default_functions(
             signature = known[sel]
         _, params = parse_signature(signature)
         constraints = [ArgConstraint(arg=params[i][1], kind=kind) for i, kind in d.constraints]
+        roles = {params[i][1]: role for i, role in d.roles()}
         if d.max_amount_arg is not None:
             cap = max_approve if max_approve is not None else 0
             constraints.append(
@@ -181,7 +216,11 @@ def default_functions(
                 notes.append(f"{canonical(signature)}: set the approval cap (max-amount is 0)")
         functions.append(
             AllowedFunction(
-                selector=sel, signature=signature, constraints=constraints, payable=d.payable
+                selector=sel,
+                signature=signature,
+                constraints=constraints,
+                payable=d.payable,
+                roles=roles,
             )
         )
     return functions, notes

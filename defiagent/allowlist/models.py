@@ -3,7 +3,7 @@
 This is the shared contract between vetting (which writes and verifies entries) and the
 guard (which reads the active ones). Field names used by the guard: chain_id, address,
 role, codehash, proxy.implementation/implementation_codehash, functions[].selector,
-functions[].signature, functions[].constraints, allowed_callees.
+functions[].signature, functions[].constraints, functions[].roles, allowed_callees.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
 
 from defiagent.types import Address, Hash32, Selector
 
@@ -139,11 +139,103 @@ class ArgConstraint(Strict):
     value: str | None = None  # for max-amount (decimal wei) and equals
 
 
+class ArgRole(StrEnum):
+    """What an argument of an allowed function means to the guard's argument rules.
+
+    The slippage, price and deadline rules find the arguments they judge by these roles,
+    never by the argument's name: a function whose scope declares no argument for a role
+    a rule needs is refused by that rule (see docs/allowlist.md).
+    """
+
+    RECIPIENT = "recipient"  # address that receives the proceeds
+    SPENDER = "spender"  # address an approval lets pull tokens
+    DEADLINE = "deadline"  # unix time after which the call reverts
+    AMOUNT_IN = "amount-in"  # exact amount sold (a swap with a min-out)
+    AMOUNT_OUT = "amount-out"  # exact amount bought (a swap with a max-in)
+    MIN_OUT = "min-out"  # least amount bought for amount-in
+    MAX_IN = "max-in"  # most amount sold for amount-out
+    PATH = "path"  # address[]: the tokens a swap goes through, first sold, last bought
+    TOKEN_IN = "token-in"  # a single-pool swap: the token sold
+    TOKEN_OUT = "token-out"  # a single-pool swap: the token bought
+    TOKEN_A = "token-a"  # a liquidity change: the pool's two tokens
+    TOKEN_B = "token-b"
+    AMOUNT_A_DESIRED = "amount-a-desired"  # adding liquidity: the amounts offered
+    AMOUNT_B_DESIRED = "amount-b-desired"
+    AMOUNT_A_MIN = "amount-a-min"  # a liquidity change: the least of each token accepted
+    AMOUNT_B_MIN = "amount-b-min"
+    LIQUIDITY = "liquidity"  # removing liquidity: the LP tokens burnt
+
+    @property
+    def expects(self) -> str:
+        """The ABI type an argument with this role must have, in words."""
+        if self is ArgRole.PATH:
+            return "an address[]"
+        if self in _ADDRESS_ROLES:
+            return "an address"
+        return "a uint"
+
+    def fits(self, abi_type: str) -> bool:
+        if self is ArgRole.PATH:
+            return abi_type == "address[]"
+        if self in _ADDRESS_ROLES:
+            return abi_type == "address"
+        return abi_type.startswith("uint") and "[" not in abi_type
+
+
+_ADDRESS_ROLES = frozenset(
+    {
+        ArgRole.RECIPIENT,
+        ArgRole.SPENDER,
+        ArgRole.TOKEN_IN,
+        ArgRole.TOKEN_OUT,
+        ArgRole.TOKEN_A,
+        ArgRole.TOKEN_B,
+    }
+)
+
+
 class AllowedFunction(Strict):
     selector: Selector
     signature: str  # canonical with names, e.g. "approve(address spender,uint256 amount)"
     constraints: list[ArgConstraint] = []
     payable: bool = False
+    # Argument name -> its role, as the reviewer declares and signs it. Left out of the entry
+    # (and of the hash reviewers sign) when empty, so entries signed before roles existed
+    # keep their signatures; such a function gets the roles its argument names have by the
+    # known conventions when it is loaded (`arg_roles`). Declared roles are the whole story:
+    # nothing is added to them from names.
+    roles: dict[str, ArgRole] = {}
+    _arg_roles: dict[str, ArgRole] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: object, /) -> None:
+        self._arg_roles = dict(self.roles) if self.roles else _conventional_roles(self.signature)
+
+    def model_copy(self, *, update=None, deep: bool = False):
+        copy = super().model_copy(update=update, deep=deep)
+        if update:  # the signature or roles may have changed: derive again
+            copy.model_post_init(None)
+        return copy
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_roles(self, handler):
+        data = handler(self)
+        if not self.roles and isinstance(data, dict):
+            data.pop("roles", None)
+        return data
+
+    @property
+    def arg_roles(self) -> dict[str, ArgRole]:
+        """Argument name -> role, the ones the rules read: declared, else by convention."""
+        return self._arg_roles
+
+    def arg_for(self, role: ArgRole) -> str | None:
+        return next((arg for arg, r in self._arg_roles.items() if r == role), None)
+
+
+def _conventional_roles(signature: str) -> dict[str, ArgRole]:
+    from defiagent.guard.conventions import conventional_roles  # the guard imports this module
+
+    return conventional_roles(signature)
 
 
 class Approval(Strict):

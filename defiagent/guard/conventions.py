@@ -1,17 +1,31 @@
-"""Argument-name conventions the guard applies even where an entry states no constraint.
+"""Argument-name conventions, and the argument roles the guard's argument rules read.
 
-Allowlist entries carry explicit ArgConstraints; these conventions are the floor beneath
+Allowlist entries carry explicit ArgConstraints; the name conventions are the floor beneath
 them, so a reviewer who forgets a constraint does not open a hole: an argument named like
 a recipient must be the agent, one named like a spender must be allowlisted, one named
 like a token must be an allowlisted token.
+
+The slippage, price and deadline rules do not read names: they read the roles an allowed
+function declares in its scope (`AllowedFunction.roles`: min-out, path, deadline...), and
+refuse a call they concern whose function declares no argument for a role they need. The
+names below give roles only where the built-in Uniswap V2 / WETH / ERC-20 scopes are
+generated (`conventional_roles`), and to functions of entries signed before roles existed,
+once, when they are loaded; never at decision time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
+from defiagent.abi_signature import SignatureError, parse_signature
+from defiagent.allowlist.models import ArgRole, Role
 from defiagent.guard.calldata import DecodedCall
+
+if TYPE_CHECKING:
+    from defiagent.guard.base import GuardRequest
 
 RECIPIENT_ARGS = frozenset(
     {"to", "recipient", "receiver", "dst", "onBehalfOf", "beneficiary", "_to", "_recipient"}
@@ -23,6 +37,120 @@ TOKEN_ARGS = frozenset(
 APPROVAL_FUNCTIONS = frozenset({"approve", "increaseAllowance", "increaseApproval"})
 ALL_OR_NOTHING_APPROVALS = frozenset({"setApprovalForAll"})
 UNLIMITED = 2**255  # anything this large is an "infinite" approval in practice
+
+# The argument names each role has in Uniswap V2 Router02, WETH9 and ERC-20 (and the
+# recipient and spender names above): how their scopes' roles are generated.
+ROLE_ARGS: dict[ArgRole, frozenset[str]] = {
+    ArgRole.RECIPIENT: RECIPIENT_ARGS,
+    ArgRole.SPENDER: SPENDER_ARGS,
+    ArgRole.DEADLINE: frozenset({"deadline"}),
+    ArgRole.AMOUNT_IN: frozenset({"amountIn"}),
+    ArgRole.AMOUNT_OUT: frozenset({"amountOut"}),
+    ArgRole.MIN_OUT: frozenset({"amountOutMin"}),
+    ArgRole.MAX_IN: frozenset({"amountInMax"}),
+    ArgRole.PATH: frozenset({"path"}),
+    ArgRole.TOKEN_IN: frozenset({"tokenIn"}),
+    ArgRole.TOKEN_OUT: frozenset({"tokenOut"}),
+    ArgRole.TOKEN_A: frozenset({"tokenA"}),
+    ArgRole.TOKEN_B: frozenset({"tokenB"}),
+    ArgRole.AMOUNT_A_DESIRED: frozenset({"amountADesired"}),
+    ArgRole.AMOUNT_B_DESIRED: frozenset({"amountBDesired"}),
+    ArgRole.AMOUNT_A_MIN: frozenset({"amountAMin"}),
+    ArgRole.AMOUNT_B_MIN: frozenset({"amountBMin"}),
+    ArgRole.LIQUIDITY: frozenset({"liquidity"}),
+}
+
+# Roles that make a function a trade (a swap or a liquidity change) for the argument rules.
+TRADE_ROLES = frozenset(ArgRole) - {ArgRole.RECIPIENT, ArgRole.SPENDER, ArgRole.DEADLINE}
+LIQUIDITY_ROLES = frozenset(
+    {
+        ArgRole.TOKEN_A,
+        ArgRole.TOKEN_B,
+        ArgRole.AMOUNT_A_DESIRED,
+        ArgRole.AMOUNT_B_DESIRED,
+        ArgRole.AMOUNT_A_MIN,
+        ArgRole.AMOUNT_B_MIN,
+        ArgRole.LIQUIDITY,
+    }
+)
+TRADE_INTENTS = frozenset({"swap-exact-in", "swap-exact-out", "add-liquidity", "remove-liquidity"})
+LIQUIDITY_INTENTS = frozenset({"add-liquidity", "remove-liquidity"})
+ASSET_ROLES = frozenset({Role.TOKEN, Role.WRAPPED_NATIVE})
+
+
+def conventional_roles(signature: str) -> dict[str, ArgRole]:
+    """The roles a signature's argument names have by convention (argument -> role).
+
+    Only arguments of a fitting type get a role, and each role goes to one argument at
+    most (the first). A signature that does not parse has none.
+    """
+    return dict(_conventional_roles(signature))
+
+
+@lru_cache(maxsize=1024)
+def _conventional_roles(signature: str) -> tuple[tuple[str, ArgRole], ...]:
+    try:
+        parsed = parse_signature(signature)
+    except SignatureError:
+        return ()
+    out: dict[str, ArgRole] = {}
+    for type_, name in zip(parsed.types, parsed.names, strict=True):
+        for role, names in ROLE_ARGS.items():
+            if name in names and role.fits(type_) and role not in out.values():
+                out[name] = role
+                break
+    return tuple(out.items())
+
+
+@dataclass(frozen=True)
+class RoleArgs:
+    """A decoded call's arguments by the role its function's scope gives them."""
+
+    names: dict[ArgRole, str]
+    values: dict[ArgRole, Any]
+
+    @classmethod
+    def of(cls, req: GuardRequest) -> RoleArgs:
+        args = req.decoded.args if req.decoded is not None else {}
+        roles = req.function.arg_roles if req.function is not None else {}
+        names = {role: arg for arg, role in roles.items() if arg in args}
+        return cls(names=names, values={role: args[arg] for role, arg in names.items()})
+
+    def __contains__(self, role: ArgRole) -> bool:
+        return role in self.values
+
+    def __getitem__(self, role: ArgRole) -> Any:
+        return self.values[role]
+
+    def name(self, role: ArgRole) -> str:
+        return self.names[role]
+
+
+def is_trade(req: GuardRequest) -> bool:
+    """Whether the slippage, price and deadline rules judge this call as a trade.
+
+    A trade is a call whose function declares a trade role (amount-in, amount-out,
+    min-out, max-in, path, token-in/out, token-a/b, liquidity and the liquidity amounts),
+    or a call carrying a swap or liquidity intent that is neither the approval planned
+    before it (its function declares a spender) nor a call to a token or WETH entry.
+    """
+    roles = set(req.function.arg_roles.values()) if req.function is not None else set()
+    if roles & TRADE_ROLES:
+        return True
+    if req.call.intent_kind not in TRADE_INTENTS or ArgRole.SPENDER in roles:
+        return False
+    return req.entry is None or req.entry.role not in ASSET_ROLES
+
+
+def is_liquidity_change(req: GuardRequest, args: RoleArgs) -> bool:
+    return req.call.intent_kind in LIQUIDITY_INTENTS or any(r in args for r in LIQUIDITY_ROLES)
+
+
+def undeclared(req: GuardRequest, role: str, consequence: str, alternatives: str = "") -> str:
+    """The refusal of a call whose function declares no argument for a role a rule needs."""
+    name = req.decoded.function.name if req.decoded is not None else "the function"
+    nor = f" (nor {alternatives})" if alternatives else ""
+    return f"{name} on {req.call.target} declares no {role} argument{nor}, so {consequence}"
 
 
 def addresses(value: Any) -> Iterator[str]:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
+from defiagent.guard.conventions import RoleArgs, is_trade, undeclared
 
 
 class DeadlineConfig(RuleConfig):
@@ -15,7 +17,13 @@ class DeadlineConfig(RuleConfig):
 class DeadlineBounded(Rule):
     id = "deadline-bounded"
     title = "DeadlineBounded"
-    description = "a call's deadline argument must lie in the near future, not far ahead or past"
+    description = (
+        "the argument a function's scope declares as its deadline must lie in the near "
+        "future, not far ahead or past; a trade that declares no deadline is refused, other "
+        "calls are checked only when they declare one; a trade is a call whose function "
+        "declares a trade role, or that carries a swap or liquidity intent and is neither an "
+        "approval nor a call to a token"
+    )
     threat = (
         "a signed swap with a distant deadline can be held back and executed later at a bad price"
     )
@@ -26,9 +34,14 @@ class DeadlineBounded(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         if req.decoded is None:
             return unreadable(self, req, "the deadline")
-        deadline = req.decoded.args.get("deadline")
-        if deadline is None:
+        a = RoleArgs.of(req)
+        if ArgRole.DEADLINE not in a:
+            if is_trade(req):
+                return self.refuse(
+                    undeclared(req, ArgRole.DEADLINE, "the deadline bound cannot be checked")
+                )
             return self.allow()
+        deadline = a[ArgRole.DEADLINE]
         now = ctx.block_timestamp or ctx.now
         if deadline <= now:
             return self.refuse(f"the deadline {deadline} has already passed (block time {now})")

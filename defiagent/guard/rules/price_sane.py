@@ -2,16 +2,22 @@ from __future__ import annotations
 
 import itertools
 
+from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.conventions import RoleArgs, is_trade, undeclared
 
 
 class PriceSane(Rule):
     id = "price-sane"
     title = "PriceSane"
     description = (
-        "every pool a trade goes through must have a spot price that agrees with an "
-        "independent, fresh reference (deviation and staleness limits, see [market])"
+        "every pool a trade goes through (the arguments its function's scope declares as "
+        "path, token-in and token-out, or token-a and token-b) must have a spot price that "
+        "agrees with an independent, fresh reference (deviation and staleness limits, see "
+        "[market]); a trade that declares none of them is refused, other calls are not "
+        "concerned; a trade is a call whose function declares a trade role, or that carries a "
+        "swap or liquidity intent and is neither an approval nor a call to a token"
     )
     threat = "trading into a pool whose price was just manipulated, or on a stale reference"
     severity = Severity.HIGH
@@ -19,14 +25,24 @@ class PriceSane(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         if req.decoded is None:
             return unreadable(self, req, "the pools traded")
-        a = req.decoded.args
-        if "path" in a:
-            path = list(a["path"])
-            hops = list(itertools.pairwise(path))
-        elif "tokenA" in a and "tokenB" in a:
-            hops = [(a["tokenA"], a["tokenB"])]
-        else:
+        if not is_trade(req):
             return self.allow()
+        a = RoleArgs.of(req)
+        if ArgRole.PATH in a:
+            hops = list(itertools.pairwise(list(a[ArgRole.PATH])))
+        elif ArgRole.TOKEN_IN in a and ArgRole.TOKEN_OUT in a:
+            hops = [(a[ArgRole.TOKEN_IN], a[ArgRole.TOKEN_OUT])]
+        elif ArgRole.TOKEN_A in a and ArgRole.TOKEN_B in a:
+            hops = [(a[ArgRole.TOKEN_A], a[ArgRole.TOKEN_B])]
+        else:
+            return self.refuse(
+                undeclared(
+                    req,
+                    ArgRole.PATH,
+                    "the pools it trades through cannot be price-checked",
+                    "token-in and token-out, nor token-a and token-b",
+                )
+            )
         if ctx.market is None:
             return self.refuse("no market snapshot, so no price can be checked")
         for x, y in hops:

@@ -2,9 +2,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
+from defiagent.guard.conventions import RoleArgs, is_liquidity_change, is_trade, undeclared
 from defiagent.market import uniswap_v2_math as v2
+
+R = ArgRole
+CANNOT = "the slippage bound cannot be checked"
 
 
 class SlippageConfig(RuleConfig):
@@ -15,8 +20,12 @@ class SlippageBound(Rule):
     id = "slippage-bound"
     title = "SlippageBound"
     description = (
-        "a swap's min-out (or max-in) and a liquidity change's minimums must be within the "
-        "slippage bound of the pool's own quote"
+        "a trade's min-out (or max-in), or a liquidity change's amount-a-min and "
+        "amount-b-min, read from the arguments its function's scope declares in those roles, "
+        "must be within the slippage bound of the pool's own quote; a trade that declares no "
+        "such argument (or not the amounts and path to quote it) is refused, other calls are "
+        "not concerned; a trade is a call whose function declares a trade role, or that "
+        "carries a swap or liquidity intent and is neither an approval nor a call to a token"
     )
     threat = "a swap with no real minimum is free money for a sandwich bot"
     severity = Severity.HIGH
@@ -26,67 +35,95 @@ class SlippageBound(Rule):
     def check(self, req: GuardRequest, ctx: GuardContext) -> Verdict:
         if req.decoded is None:
             return unreadable(self, req, "slippage bounds")
-        a = req.decoded.args
-        bps = self.config.max_slippage_bps
-        if "path" in a and ("amountOutMin" in a or "amountInMax" in a):
-            if ctx.market is None:
-                return self.refuse("no market snapshot to quote the swap against")
-            path = list(a["path"])
-            if "amountOutMin" in a:
-                amount_in = a.get("amountIn", req.call.value)
-                quoted = ctx.market.quote_out(path, amount_in) if amount_in else None
-                if quoted is None:
-                    return self.refuse("the pools on the path cannot quote this swap")
-                floor = quoted * (10_000 - bps) / 10_000
-                if a["amountOutMin"] < floor:
-                    gap = (quoted - a["amountOutMin"]) / max(quoted, 1) * 10_000
-                    return self.refuse(
-                        f"min-out {a['amountOutMin']} is {gap:.0f} bps below the pool quote "
-                        f"{quoted} (limit {bps:.0f} bps)"
-                    )
-            else:
-                quoted = ctx.market.quote_in(path, a["amountOut"]) if a.get("amountOut") else None
-                if quoted is None:
-                    return self.refuse("the pools on the path cannot quote this swap")
-                ceiling = quoted * (10_000 + bps) / 10_000
-                if a["amountInMax"] > ceiling:
-                    gap = (a["amountInMax"] - quoted) / quoted * 10_000
-                    return self.refuse(
-                        f"max-in {a['amountInMax']} is {gap:.0f} bps above the pool quote "
-                        f"{quoted} (limit {bps:.0f} bps)"
-                    )
+        if not is_trade(req):
             return self.allow()
-        if "amountAMin" in a and "amountBMin" in a and "tokenA" in a and "tokenB" in a:
-            return self._liquidity(req, ctx, bps)
+        a = RoleArgs.of(req)
+        bps = self.config.max_slippage_bps
+        if R.MIN_OUT in a or R.MAX_IN in a:
+            return self._swap(req, ctx, a, bps)
+        if is_liquidity_change(req, a):
+            for role in (R.AMOUNT_A_MIN, R.AMOUNT_B_MIN):
+                if role not in a:
+                    return self.refuse(undeclared(req, role, CANNOT))
+            return self._liquidity(req, ctx, a, bps)
+        wanted = R.MAX_IN if req.call.intent_kind == "swap-exact-out" else R.MIN_OUT
+        return self.refuse(undeclared(req, wanted, CANNOT))
+
+    def _swap(self, req: GuardRequest, ctx: GuardContext, a: RoleArgs, bps: float) -> Verdict:
+        if R.PATH in a:
+            path = list(a[R.PATH])
+        elif R.TOKEN_IN in a and R.TOKEN_OUT in a:
+            path = [a[R.TOKEN_IN], a[R.TOKEN_OUT]]
+        else:
+            return self.refuse(undeclared(req, R.PATH, CANNOT, "token-in and token-out"))
+        if R.MIN_OUT in a:
+            if R.AMOUNT_IN in a:
+                amount_in = a[R.AMOUNT_IN]
+            elif req.function.payable:  # swapping the ETH sent with the call
+                amount_in = req.call.value
+            else:
+                return self.refuse(undeclared(req, R.AMOUNT_IN, CANNOT))
+        elif R.AMOUNT_OUT not in a:
+            return self.refuse(undeclared(req, R.AMOUNT_OUT, CANNOT))
+        if ctx.market is None:
+            return self.refuse("no market snapshot to quote the swap against")
+        if R.MIN_OUT in a:
+            min_out = a[R.MIN_OUT]
+            quoted = ctx.market.quote_out(path, amount_in) if amount_in else None
+            if quoted is None:
+                return self.refuse("the pools on the path cannot quote this swap")
+            floor = quoted * (10_000 - bps) / 10_000
+            if min_out < floor:
+                gap = (quoted - min_out) / max(quoted, 1) * 10_000
+                return self.refuse(
+                    f"min-out {min_out} is {gap:.0f} bps below the pool quote "
+                    f"{quoted} (limit {bps:.0f} bps)"
+                )
+            return self.allow()
+        max_in = a[R.MAX_IN]
+        quoted = ctx.market.quote_in(path, a[R.AMOUNT_OUT]) if a[R.AMOUNT_OUT] else None
+        if quoted is None:
+            return self.refuse("the pools on the path cannot quote this swap")
+        ceiling = quoted * (10_000 + bps) / 10_000
+        if max_in > ceiling:
+            gap = (max_in - quoted) / quoted * 10_000
+            return self.refuse(
+                f"max-in {max_in} is {gap:.0f} bps above the pool quote "
+                f"{quoted} (limit {bps:.0f} bps)"
+            )
         return self.allow()
 
-    def _liquidity(self, req: GuardRequest, ctx: GuardContext, bps: float) -> Verdict:
-        a = req.decoded.args
-        pool = ctx.market.pool_for(a["tokenA"], a["tokenB"]) if ctx.market else None
+    def _liquidity(self, req: GuardRequest, ctx: GuardContext, a: RoleArgs, bps: float) -> Verdict:
+        for role in (R.TOKEN_A, R.TOKEN_B):
+            if role not in a:
+                return self.refuse(undeclared(req, role, CANNOT))
+        pool = ctx.market.pool_for(a[R.TOKEN_A], a[R.TOKEN_B]) if ctx.market else None
         if pool is None:
             return self.refuse("no pool for this liquidity change in the market snapshot")
-        r_a, r_b = pool.reserves_for(a["tokenA"])
-        if "amountADesired" in a:  # addLiquidity: the router keeps the pool's ratio
-            want_a, want_b = a["amountADesired"], a["amountBDesired"]
+        r_a, r_b = pool.reserves_for(a[R.TOKEN_A])
+        if R.AMOUNT_A_DESIRED in a and R.AMOUNT_B_DESIRED in a:
+            # addLiquidity: the router keeps the pool's ratio
+            want_a, want_b = a[R.AMOUNT_A_DESIRED], a[R.AMOUNT_B_DESIRED]
             if r_a and r_b:
                 b_opt = v2.quote(want_a, r_a, r_b)
                 if b_opt <= want_b:
                     want_b = b_opt
                 else:
                     want_a = v2.quote(want_b, r_b, r_a)
-        elif "liquidity" in a:  # removeLiquidity: a share of the reserves
+        elif R.LIQUIDITY in a:  # removeLiquidity: a share of the reserves
             if not pool.total_supply:
                 return self.refuse(
                     "the pool's LP supply is unknown, so the minimums cannot be checked"
                 )
-            want_a = a["liquidity"] * r_a // pool.total_supply
-            want_b = a["liquidity"] * r_b // pool.total_supply
+            want_a = a[R.LIQUIDITY] * r_a // pool.total_supply
+            want_b = a[R.LIQUIDITY] * r_b // pool.total_supply
         else:
-            return self.allow()
-        for name, want in (("amountAMin", want_a), ("amountBMin", want_b)):
-            if a[name] < want * (10_000 - bps) / 10_000:
+            missing = R.AMOUNT_B_DESIRED if R.AMOUNT_A_DESIRED in a else R.AMOUNT_A_DESIRED
+            return self.refuse(undeclared(req, missing, CANNOT, "liquidity"))
+        for role, want in ((R.AMOUNT_A_MIN, want_a), (R.AMOUNT_B_MIN, want_b)):
+            if a[role] < want * (10_000 - bps) / 10_000:
                 return self.refuse(
-                    f"{name} {a[name]} is more than {bps:.0f} bps below the expected {want}"
+                    f"{a.name(role)} {a[role]} is more than {bps:.0f} bps below the expected {want}"
                 )
         return self.allow()
 
