@@ -25,6 +25,13 @@ def _isolated_cache(tmp_path_factory):
     return
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_config_home(tmp_path_factory):
+    # The audit log's head keys live outside the state dir, in the user's config dir: keep
+    # this run's keys (subprocesses included) out of the developer's home.
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+
+
 @pytest.fixture
 def anvil(tmp_path) -> Anvil:
     """A fresh, empty local chain for one test."""

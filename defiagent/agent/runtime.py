@@ -20,6 +20,7 @@ from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.risk_desk import StrategyRisk
+from defiagent.agent.state_dir import ensure_private_state_dir
 from defiagent.allowlist.models import ActiveAllowlist, Role
 from defiagent.chain.quorum import ProviderQuorum
 from defiagent.chain.rpc import RpcError
@@ -136,7 +137,9 @@ class AgentRuntime:
 
     def _start(self) -> None:
         cfg = self.cfg
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_state_dir(cfg.state_dir)
+        # The head's key: DEFIAGENT_AUDIT_HEAD_KEY (a reference) or a key file outside the
+        # state dir; every command that writes the log reads it the same way.
         self.audit = self._stack.enter_context(AuditLog(self.audit_path))
         self.kill_switch = KillSwitch(cfg.state_dir, audit=self.audit)
 

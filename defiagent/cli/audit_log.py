@@ -1,4 +1,5 @@
-"""`defiagent audit-log verify FILE`: walk the hash chain, name the first bad line."""
+"""`defiagent audit-log verify|repair FILE`: walk the hash chain and check it against the
+authenticated head; remove a torn last line (and only that)."""
 
 from __future__ import annotations
 
@@ -8,40 +9,80 @@ import typer
 
 from defiagent.cli.output import console, emit, err_console, print_json
 from defiagent.errors import ConfigError, Refused
-from defiagent.monitoring.audit_log import verify_audit_log
+from defiagent.monitoring.audit_log import HEAD_KEY_ENV, repair_audit_log, verify_audit_log
 
 app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 
+FILE = typer.Argument(..., help="The audit log (state_dir/audit.jsonl).")
+JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+HEAD_KEY = typer.Option(
+    None,
+    "--head-key",
+    metavar="REF",
+    help=(
+        "Where the head's key is: env:NAME, keyring:service/name or file:PATH, never the key "
+        f"itself (default: ${HEAD_KEY_ENV}, else the key file made for the log's state dir)."
+    ),
+)
+
+
+def _refuse(message: str, as_json: bool, document: dict | None = None) -> None:
+    """Exit 1 with one sentence; with --json, one document holding the error too."""
+    if not as_json:
+        raise Refused(message)
+    error = {"kind": "refused", "message": message, "exit_code": 1}
+    print_json((document or {"ok": False}) | {"error": error})
+    err_console.print(f"[bold red]refused:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
 
 @app.command("verify")
-def verify(
-    file: Path = typer.Argument(..., help="The audit log (state_dir/audit.jsonl)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
-) -> None:
-    """Check every record's hash and link; exit 1 naming the first edited, missing,
-    inserted or reordered line."""
+def verify(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_KEY) -> None:
+    """Check every record's hash and link, and that the log ends where its authenticated
+    head says; exit 1 naming the first edited, missing, inserted or reordered line."""
     if not file.is_file():
         raise ConfigError(f"{file} is not a file")
-    report = verify_audit_log(file)
+    report = verify_audit_log(file, head_key=head_key)
     if report.ok:
         emit(
             report.model_dump(),
             as_json=as_json,
             human=lambda: console.print(
                 f"[green]ok[/]: {report.records} records, chain intact, head {report.head}"
+                + (" (authenticated)" if report.head_authenticated else "")
             ),
         )
         return
     problem = report.problem
+    where = f"is broken at line {problem.line}" if problem.line else "does not verify"
+    hint = f"; `defiagent audit-log repair {file}` removes it" if report.repairable else ""
     message = (
-        f"{file} is broken at line {problem.line}: {problem.reason}"
-        f" ({report.records} records before it are intact)"
+        f"{file} {where}: {problem.reason} ({report.records} records before it are intact){hint}"
     )
-    if not as_json:
-        raise Refused(message)
-    # One JSON document: the report and the error together, then exit 1.
-    print_json(
-        report.model_dump() | {"error": {"kind": "refused", "message": message, "exit_code": 1}}
-    )
-    err_console.print(f"[bold red]refused:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    _refuse(message, as_json, report.model_dump())
+
+
+@app.command("repair")
+def repair(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_KEY) -> None:
+    """Remove a torn last line (a write cut off by a crash), record its size and SHA-256 as
+    an `audit-repair` record, authenticate the head again. Refuses anything else: a deleted
+    or edited record is not repairable."""
+    if not file.is_file():
+        raise ConfigError(f"{file} is not a file")
+    try:
+        result = repair_audit_log(file, head_key=head_key)
+    except Refused as exc:
+        _refuse(str(exc), as_json)
+        return
+
+    def human() -> None:
+        if not result.repaired:
+            console.print(f"[green]ok[/]: nothing to repair, {file} verifies")
+            return
+        console.print(
+            f"[green]repaired[/]: removed a torn line {result.line} ({result.removed_bytes} "
+            f"bytes, sha256 {result.removed_sha256}), recorded as audit-repair record "
+            f"{result.record}"
+        )
+
+    emit({"ok": True, **result.model_dump()}, as_json=as_json, human=human)

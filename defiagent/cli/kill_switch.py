@@ -11,6 +11,7 @@ import typer
 from defiagent.agent.runtime import AUDIT_FILE
 from defiagent.cli.output import console, emit
 from defiagent.config import DEFAULT_STATE_DIR, load_config
+from defiagent.errors import Refused
 from defiagent.monitoring.audit_log import AuditLog
 from defiagent.monitoring.kill_switch import KillSwitch, KillSwitchStatus
 from defiagent.operator.gates import require_operator_code
@@ -54,6 +55,17 @@ def _switch(
     on: bool, reason: str, config, state_dir, as_json: bool, otp_stdin: bool = False
 ) -> None:
     directory = _state_dir(config, state_dir)
+    if on:
+        try:
+            audit = AuditLog(directory / AUDIT_FILE)
+        except Refused as exc:
+            # Stopping must stay possible on a damaged log: set the switch, then say so.
+            KillSwitch(directory).set(True, reason=reason, changed_by=_who())
+            raise Refused(
+                f"the kill switch is ON, but it could not be recorded: {exc.message}",
+                remedy=exc.remedy,
+            ) from None
+        audit.close()
     with AuditLog(directory / AUDIT_FILE) as audit:
         if not on:  # turning it on never needs the operator: stopping must stay easy
             require_operator_code(

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -130,10 +131,23 @@ _ATTEMPT_COLUMNS = (
 )
 
 
+def _make_private(path: Path, *, create: bool) -> None:
+    """Make `path` 0600 (creating it empty, 0600, when `create`), whatever the umask.
+
+    By path, never by opening it: closing any descriptor of a file would drop the POSIX
+    locks sqlite holds on it in this process.
+    """
+    if create:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # before sqlite opens it
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            os.chmod(path, 0o600)
+
+
 class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -143,13 +157,19 @@ class Journal:
                 f"another executor is using the journal {self.path}; only one may run at a time"
             ) from exc
         try:
+            _make_private(Path(f"{self.path}.lock"), create=False)  # one made before 0600
+            # The database exists, 0600, before sqlite opens it: sqlite gives its -wal and
+            # -shm files the database's mode (they are made private again below anyway).
+            _make_private(self.path, create=True)
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # fsync the WAL on every commit
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            for suffix in ("-wal", "-shm"):  # they exist from the first statement on
+                _make_private(Path(f"{self.path}{suffix}"), create=False)
+        except (sqlite3.Error, OSError) as exc:
             self.close()
             raise InfraError(f"the journal {self.path} cannot be opened: {exc}") from exc
 

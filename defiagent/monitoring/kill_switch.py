@@ -7,6 +7,7 @@ ON (fail closed); only a missing file means "never switched on".
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -66,7 +67,6 @@ class KillSwitch:
         return self.status().on
 
     def set(self, on: bool, *, reason: str = "", changed_by: str = "cli") -> KillSwitchStatus:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         body = {
             "on": on,
             "reason": reason,
@@ -74,12 +74,19 @@ class KillSwitch:
             "changed_by": changed_by,
         }
         try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(prefix=".kill-switch-", dir=self.state_dir)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(body, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    os.fchmod(fh.fileno(), 0o600)  # a state file: the owner's only
+                    json.dump(body, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
             dir_fd = os.open(self.state_dir, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)

@@ -18,15 +18,20 @@ LOCK_FILE = "operator.lock"
 
 
 def write_private_json(path: Path, data: Any) -> None:
-    """Write `data` to `path` as JSON, mode 0600, by rename: readers see old or new, never half."""
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
+    """Write `data` to `path` as JSON, mode 0600, by rename: readers see old or new, never half.
+    A missing folder is made 0700 (a state dir)."""
+    text = json.dumps(data, indent=1, sort_keys=True)
+    write_atomic(path, text, mode=0o600, dir_mode=0o700)
 
 
-def write_atomic(path: Path, text: str, *, mode: int, what: str | None = None) -> None:
-    """Write `text` to `path` with `mode` by rename, fsynced (the file and its folder)."""
+def write_atomic(
+    path: Path, text: str, *, mode: int, what: str | None = None, dir_mode: int = 0o777
+) -> None:
+    """Write `text` to `path` with `mode` by rename, fsynced (the file and its folder); a
+    missing folder is made with `dir_mode` (less the umask)."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # created 0600
         try:
             with os.fdopen(fd, "w") as fh:
@@ -79,8 +84,8 @@ def read_private_json(path: Path, what: str, *, forbidden: int = 0o077) -> Any:
 def state_lock(state_dir: Path) -> Iterator[None]:
     """An exclusive lock on the operator's files, across processes (flock)."""
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
     try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise InfraError(f"the operator lock in {state_dir} cannot be opened: {exc}") from exc

@@ -68,3 +68,21 @@ def test_cli_reads_the_state_dir_from_the_config(tmp_path, capsys):
     config.write_text("chain_id = 'x'\n")
     assert main(["kill-switch", "status", "--config", str(config)]) == 2
     assert "config field rpc_url" in capsys.readouterr().err
+
+
+def test_the_switch_goes_on_even_when_the_audit_log_was_tampered_with(tmp_path, capsys):
+    state = tmp_path / "state"
+    assert main(["kill-switch", "on", "--reason", "one", "--state-dir", str(state)]) == 0
+    assert main(["kill-switch", "off", "--state-dir", str(state)]) == 0
+    log = state / "audit.jsonl"
+    log.write_text(log.read_text().splitlines(keepends=True)[0])  # the last record deleted
+    capsys.readouterr()
+    # Stopping must stay possible: the switch is set, and the command says it is unrecorded.
+    assert main(["kill-switch", "on", "--reason", "two", "--state-dir", str(state)]) == 1
+    assert KillSwitch(state).is_on()
+    err = capsys.readouterr().err
+    assert "the kill switch is ON, but it could not be recorded" in err
+    assert "Traceback" not in err
+    # Turning it off is refused while the log does not verify.
+    assert main(["kill-switch", "off", "--state-dir", str(state)]) == 1
+    assert KillSwitch(state).is_on()

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from defiagent.monitoring.audit_log import default_head_key_path
 from defiagent.reporting import AUDIT_FILE
 from tests.reporting.day import write_day
 
@@ -25,4 +26,8 @@ def day_dir(day_template, tmp_path):
     folder, expected = day_template
     state_dir = tmp_path / "state"
     shutil.copytree(folder, state_dir)
+    # The copy's head is authenticated by the key of the folder it came from.
+    shutil.copy2(
+        default_head_key_path(folder / AUDIT_FILE), default_head_key_path(state_dir / AUDIT_FILE)
+    )
     return state_dir, expected
