@@ -1,4 +1,12 @@
-"""Start and stop anvil: plain, or forking another RPC; never left behind as an orphan."""
+"""Start and stop anvil: plain, or forking another RPC; never left behind as an orphan.
+
+A fork URL that carries anything beyond scheme://host:port (an API key in the path, query
+or userinfo) is never given to anvil: anvil forks an `RpcForwarder` on 127.0.0.1 instead,
+which adds the credential in this process (see defiagent/chain/forwarder.py). So the key is
+in neither anvil's command line (readable by every local user) nor its log file, and
+anvil's environment leaves out DEFIAGENT_* variables and any variable holding the key.
+Messages name the fork URL by scheme and host only.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,12 @@ import time
 import weakref
 from pathlib import Path
 
+from defiagent.chain.forwarder import (
+    RpcForwarder,
+    carries_credential,
+    credential_fragments,
+    redact_url,
+)
 from defiagent.chain.process import die_with_parent_preexec
 from defiagent.chain.rpc import JsonRpcClient, RpcError
 from defiagent.errors import InfraError
@@ -41,8 +55,13 @@ class Anvil:
         block_time: float | None = None,
         extra_args: tuple[str, ...] = (),
         startup_timeout: float = 30.0,
+        forward: bool | None = None,
     ) -> None:
+        """`forward`: fork through a loopback `RpcForwarder` (None: only when `fork_url`
+        carries a path, query or userinfo, i.e. possibly a key)."""
         self.fork_url = fork_url
+        self.forward = carries_credential(fork_url) if forward is None and fork_url else forward
+        self._forwarder: RpcForwarder | None = None
         self.fork_block_number = fork_block_number
         self.chain_id = chain_id
         self.port = port
@@ -64,10 +83,21 @@ class Anvil:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def fork_source_url(self) -> str | None:
+        """The URL anvil itself forks from (for `anvil_reset`): the forwarder's when the
+        fork goes through one, else `fork_url`."""
+        if self._forwarder is not None:
+            return self._forwarder.url
+        return None if self.forward else self.fork_url
+
     def _argv(self) -> list[str]:
         argv = [str(anvil_path()), "--host", "127.0.0.1", "--port", str(self.port)]
         if self.fork_url:
-            argv += ["--fork-url", self.fork_url]
+            source = self.fork_source_url
+            if source is None:
+                raise InfraError("the fork forwarder is not running")
+            argv += ["--fork-url", source]
             if self.fork_block_number is not None:
                 argv += ["--fork-block-number", str(self.fork_block_number)]
         if self.chain_id is not None:
@@ -104,8 +134,14 @@ class Anvil:
         fd, name = tempfile.mkstemp(prefix=f"anvil-{self.port}-", suffix=".log", dir=log_dir)
         self.log_path = Path(name)
         self._log_file = os.fdopen(fd, "ab")
+        if self.fork_url and self.forward and self._forwarder is None:
+            try:
+                self._forwarder = RpcForwarder(self.fork_url).start()
+            except ValueError as exc:  # ws://, or not a URL: no forwarder for it
+                raise InfraError(f"anvil cannot fork through a forwarder: {exc}") from None
         self._proc = subprocess.Popen(
             self._argv(),
+            env=self._child_env(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
@@ -113,13 +149,25 @@ class Anvil:
             close_fds=True,
         )
 
+    def _child_env(self) -> dict[str, str]:
+        """Our environment without what anvil has no use for and must not hold: the agent's
+        own settings (DEFIAGENT_RPC_URL may carry the key) and any variable holding the
+        fork URL's credential. /proc/PID/environ is readable by this user only, but a
+        child that does not need a secret should not have it."""
+        fragments = credential_fragments(self.fork_url, min_length=8) if self.fork_url else []
+        return {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("DEFIAGENT_") and not any(f in value for f in fragments)
+        }
+
     def _wait_ready(self) -> None:
         client = JsonRpcClient(self.url, timeout=2.0)
         deadline = time.monotonic() + self.startup_timeout
         try:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.poll() is not None:
-                    what = f"fork {self.fork_url}" if self.fork_url else "start"
+                    what = f"fork {redact_url(self.fork_url)}" if self.fork_url else "start"
                     raise InfraError(f"anvil could not {what}: {self._failure_reason()}")
                 # Only our own process counts: another node already on the port would
                 # answer the RPC too, so wait for anvil's own "Listening on" line first.
@@ -166,6 +214,9 @@ class Anvil:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._forwarder is not None:
+            self._forwarder.stop()
+            self._forwarder = None
         _RUNNING.discard(self)
 
     def __enter__(self) -> Anvil:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from defiagent.chain.forwarder import redact_url
 from defiagent.chain.transport import HttpTransport, TransportError
 from defiagent.errors import InfraError
 
@@ -24,6 +25,7 @@ class RpcError(InfraError):
 class JsonRpcClient:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self.url = url
+        self.label = redact_url(url)  # how messages name it: an API key in the URL stays out
         self.timeout = timeout
         self._transport = HttpTransport(url, timeout=timeout)
         self._ids = itertools.count(1)
@@ -33,7 +35,7 @@ class JsonRpcClient:
         try:
             return self._transport.post(payload)
         except TransportError as exc:
-            raise RpcError(f"RPC {self.url} did not answer {what}: {exc}") from exc
+            raise RpcError(f"RPC {self.label} did not answer {what}: {exc}") from exc
 
     def call(self, method: str, *params: Any) -> Any:
         payload = {
@@ -44,7 +46,7 @@ class JsonRpcClient:
         }
         body = self.post(payload, method)
         if not isinstance(body, dict):
-            raise RpcError(f"RPC {self.url} sent a malformed answer to {method}")
+            raise RpcError(f"RPC {self.label} sent a malformed answer to {method}")
         if "error" in body:
             err = body["error"] or {}
             raise RpcError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
@@ -20,12 +21,14 @@ from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
 from defiagent.allowlist.models import ActiveAllowlist
 from defiagent.chain.anvil import Anvil
+from defiagent.chain.forwarder import looks_like_credential, redact_url
 from defiagent.chain.rpc import JsonRpcClient
 from defiagent.cli.agent_output import print_tick, summary_table, totals
 from defiagent.cli.output import console, emit, err_console
 from defiagent.config import AgentConfig, load_config
-from defiagent.errors import Refused
+from defiagent.errors import ConfigError, Refused
 from defiagent.monitoring.kill_switch import KillSwitch
+from defiagent.strategy.secrets import resolve_secret
 
 CONFIG = typer.Option(..., "--config", "-c", help="agent.toml")
 JSON = typer.Option(False, "--json", help="Machine-readable output on stdout (at the end).")
@@ -119,13 +122,55 @@ def dry_run_config(cfg: AgentConfig, fork_url: str, chain_id: int, state_dir: Pa
     )
 
 
+REFERENCE_KINDS = ("env:", "keyring:")
+
+
+def resolve_fork_url(value: str) -> str:
+    """The URL behind --fork-url: `env:NAME` / `keyring:SERVICE/NAME` resolved, or the plain
+    URL, with a warning on stderr when a plain URL looks like it carries a key."""
+    if value.startswith(REFERENCE_KINDS):
+        url = resolve_secret(value, what=f"--fork-url {value}").strip()
+        where = f"--fork-url {value}"
+    else:
+        url, where = value, "--fork-url"
+        if _is_http_url(url) and looks_like_credential(url):
+            err_console.print(
+                f"[bold yellow]WARNING:[/] --fork-url {escape(redact_url(url))} carries what "
+                "looks like an API key, visible to every local user in `ps`; pass it as "
+                "--fork-url env:NAME instead",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not _is_http_url(url):
+        raise ConfigError(
+            f"{where}: {redact_url(url)} is not an http(s) URL",
+            remedy="give an http(s) RPC URL, or env:NAME / keyring:SERVICE/NAME holding one",
+        )
+    return url
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def dry_run(
-    fork_url: str = typer.Option(..., "--fork-url", help="The RPC to fork (e.g. mainnet)."),
+    fork_url: str = typer.Option(
+        ...,
+        "--fork-url",
+        help="The RPC to fork: env:NAME or keyring:SERVICE/NAME holding its URL (keeps an "
+        "API key out of argv), or a plain URL for a keyless endpoint.",
+    ),
     config: Path = CONFIG,
     ticks: int = typer.Option(3, "--ticks", min=1, help="How many ticks to run."),
     as_json: bool = JSON,
 ) -> None:
     """The full pipeline against a local fork of FORK_URL: prints what would have happened."""
+    fork_url = resolve_fork_url(fork_url)
     cfg = load_config(config)
     status = KillSwitch(cfg.state_dir).status()
     if status.on:
@@ -137,7 +182,9 @@ def dry_run(
     finally:
         upstream.close()
     if real_chain != cfg.chain_id:
-        raise Refused(f"{fork_url} is chain {real_chain}, the config says chain {cfg.chain_id}")
+        raise Refused(
+            f"{redact_url(fork_url)} is chain {real_chain}, the config says chain {cfg.chain_id}"
+        )
     private = dry_run_chain_id(real_chain)
     workdir = Path(tempfile.mkdtemp(prefix="defiagent-dry-run-"))
     with Anvil(fork_url=fork_url, chain_id=private, log_dir=workdir / "anvil") as fork:

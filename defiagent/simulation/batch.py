@@ -24,13 +24,13 @@ class BatchRpcClient(JsonRpcClient):
         body = self.post(payload, names)
         if not isinstance(body, list):
             err = body.get("error", body) if isinstance(body, dict) else body
-            raise RpcError(f"RPC {self.url} refused the batch {names}: {err}")
+            raise RpcError(f"RPC {self.label} refused the batch {names}: {err}")
         by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
         results = []
         for i, (method, _) in enumerate(requests_):
             item = by_id.get(first + i)
             if item is None:
-                raise RpcError(f"RPC {self.url} sent no answer to {method}")
+                raise RpcError(f"RPC {self.label} sent no answer to {method}")
             if "error" in item:
                 err = item["error"] or {}
                 raise RpcError(

@@ -569,3 +569,18 @@ def test_processes_opening_a_new_log_at_once_share_one_key_and_chain(tmp_path):
     report = verify_audit_log(path)
     assert report.ok, report.problem
     assert report.records == 60
+
+
+def test_urls_in_any_string_are_cut_to_their_host():
+    """An RPC error quoting the whole URL (its API key in the path or query) is recorded
+    with the host only; URLs without anything to hide are kept whole."""
+    reason = (
+        "reading the latest block failed: HTTPSConnectionPool(host='rpc.example', port=443): "
+        "Max retries exceeded with url: https://rpc.example/v3/abc123SECRET?apikey=abc123SECRET"
+    )
+    cut = redact({"reason": reason, "endpoint": "http://127.0.0.1:8545"})
+    assert "abc123SECRET" not in json.dumps(cut)
+    assert "https://rpc.example/…" in cut["reason"]
+    assert cut["endpoint"] == "http://127.0.0.1:8545"
+    user = redact({"error": "failed: https://user:pw@host.example:8443/rpc"})
+    assert user == {"error": "failed: https://host.example:8443/…"}
