@@ -25,7 +25,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 from pydantic import TypeAdapter, ValidationError
 
-from defiagent.agent.observe import drifted_entries, observe_code
+from defiagent.agent.observe import drifted_entries, observe_code, pinned_code_problem
 from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
 from defiagent.agent.risk_desk import PlannedExit, RiskDesk, StrategyRisk
@@ -58,8 +58,9 @@ from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.risk.pnl import PortfolioHistory
 from defiagent.risk.trades import TradeLedger, moved_assets
 from defiagent.simulation.batch import BatchRpcClient
-from defiagent.simulation.checks import CheckContext, run_checks
+from defiagent.simulation.checks import CheckContext, RoundTripConfig, run_checks
 from defiagent.simulation.models import SimulationOutcome
+from defiagent.simulation.round_trip import check_plan_round_trip
 from defiagent.simulation.simulator import Simulator
 from defiagent.strategy.host import Proposal
 from defiagent.strategy.intents import Approve, Intent
@@ -102,6 +103,8 @@ class AgentParts:
     drift: dict[str, Any] = dataclasses.field(default_factory=dict)  # strategy -> DriftMonitor
     pins: dict[str, str] = dataclasses.field(default_factory=dict)  # strategy -> its pin id
     quorum: Any = None  # a ProviderQuorum: other providers must agree each tick
+    # [guard.honeypot]: the round trip every buy must survive on the fork before it is sent
+    round_trip: RoundTripConfig = dataclasses.field(default_factory=RoundTripConfig)
 
 
 class Agent:
@@ -249,7 +252,7 @@ class Agent:
     def _review_risk(self, market: MarketSnapshot, ctx: GuardContext) -> None:
         """Pauses, code drift, limit usage and drift, once per tick; records the picture."""
         p = self.p
-        drifted = drifted_entries(p.allowlist, ctx.codehashes)
+        drifted = drifted_entries(p.allowlist, ctx.codehashes, ctx.implementations)
         if drifted:
             reason = f"the code of {', '.join(drifted)} no longer matches the allowlist"
             self.alert(
@@ -449,7 +452,7 @@ class Agent:
                 "portfolio_value": value,
                 "balances": portfolio.balances,
                 "eth_balance": portfolio.eth_balance,
-                "drifted": drifted_entries(p.allowlist, codehashes),
+                "drifted": drifted_entries(p.allowlist, codehashes, implementations),
             },
         )
         return market, portfolio, ctx
@@ -768,6 +771,33 @@ class Agent:
         if refusals:
             return refused("outcome", _dedupe(refusals), plan)
 
+        # a buy must sell back on the fork, same block, at a bounded loss (honeypot tokens)
+        with p.metrics.time("check"):
+            probed = check_plan_round_trip(
+                p.simulator,
+                intent,
+                calls,
+                outcomes,
+                agent=p.agent,
+                router=p.planner.p.router,
+                weth=p.weth,
+                numeraire=market.numeraire,
+                config=p.round_trip,
+            )
+        if probed is not None:
+            probe, verdict = probed
+            p.audit.record(
+                "round-trip",
+                {
+                    "intent_id": intent.id,
+                    "probe": probe.model_dump(mode="json"),
+                    "verdict": verdict.model_dump(),
+                },
+            )
+            if not verdict.allowed:
+                refusal = Refusal(rule=verdict.rule, reason=verdict.reason)
+                return refused("outcome", [refusal], plan)
+
         # execute call by call; a later call is simulated again on the state just mined
         for index, (call, outcome) in enumerate(zip(calls, outcomes, strict=True)):
             if index > 0:
@@ -785,6 +815,13 @@ class Agent:
                 again = self._check(intent.id, call, outcome, check_ctx, ctx)
                 if again:
                     return refused("outcome", _dedupe(again), plan)
+            # The pinned code is still there at the block the transaction is sent at.
+            try:
+                problem = pinned_code_problem(p.rpc, p.allowlist, [call.target, *outcome.touched])
+            except DefiagentError as exc:
+                problem = f"the code could not be read again right before signing: {exc.message}"
+            if problem:
+                return refused("execution", [Refusal(rule="codehash-pinned", reason=problem)], plan)
             with p.metrics.time("execute"):
                 result = p.executor.execute(call, outcome)
             p.metrics.sends.labels(status=result.status).inc()

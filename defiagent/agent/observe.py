@@ -8,6 +8,8 @@ CodehashPinned rule then refuses calls that depend on it (fail closed).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from eth_utils import keccak, to_checksum_address
 
 from defiagent.allowlist.models import ActiveAllowlist, ProxyKind
@@ -44,13 +46,93 @@ def _word_to_address(word: str | None) -> str | None:
     return to_checksum_address(f"0x{value:040x}")
 
 
-def drifted_entries(allowlist: ActiveAllowlist, codehashes: dict[str, str]) -> list[str]:
-    """Names of the active entries whose observed code is not the code they pin (or unread)."""
-    return sorted(
-        e.name
-        for e in allowlist.entries.values()
-        if not e.revoked and codehashes.get(e.address, "").lower() != e.codehash.lower()
-    )
+def drift_reasons(
+    allowlist: ActiveAllowlist,
+    codehashes: dict[str, str],
+    implementations: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """Entry address -> what no longer matches its pin (unread counts as changed).
+
+    With `implementations` (proxy -> (implementation, its codehash), as `observe_code`
+    returns them), a proxy entry whose implementation or implementation codehash is not the
+    pinned one drifted too, although the proxy's own code is unchanged (an upgrade). Without
+    it, only the entries' own code is compared.
+    """
+    out: dict[str, str] = {}
+    for e in sorted(allowlist.entries.values(), key=lambda x: x.name):
+        if e.revoked:
+            continue
+        observed = codehashes.get(e.address)
+        if observed is None:
+            out[e.address] = f"the code of {e.name} ({e.address}) was not read"
+        elif observed.lower() != e.codehash.lower():
+            out[e.address] = (
+                f"the code of {e.name} ({e.address}) has codehash {observed}, "
+                f"not the pinned {e.codehash}"
+            )
+        elif e.proxy is not None and implementations is not None:
+            impl = implementations.get(e.address)
+            if impl is None:
+                out[e.address] = (
+                    f"the implementation behind proxy {e.name} ({e.address}) was not read"
+                )
+            elif impl[0].lower() != e.proxy.implementation.lower():
+                out[e.address] = (
+                    f"proxy {e.name} ({e.address}) now points to {impl[0]}, "
+                    f"not the pinned implementation {e.proxy.implementation}"
+                )
+            elif impl[1].lower() != e.proxy.implementation_codehash.lower():
+                out[e.address] = (
+                    f"the implementation {impl[0]} behind proxy {e.name} ({e.address}) has "
+                    f"codehash {impl[1]}, not the pinned {e.proxy.implementation_codehash}"
+                )
+    return out
+
+
+def drifted_entries(
+    allowlist: ActiveAllowlist,
+    codehashes: dict[str, str],
+    implementations: dict[str, tuple[str, str]] | None = None,
+) -> list[str]:
+    """Names of the active entries whose observed code is not the code they pin (or unread);
+    with `implementations`, also the proxies upgraded away from their pinned implementation."""
+    reasons = drift_reasons(allowlist, codehashes, implementations)
+    return sorted(allowlist.entries[address].name for address in reasons)
+
+
+def pinned_code_problem(
+    rpc: BatchRpcClient,
+    allowlist: ActiveAllowlist,
+    addresses: Iterable[str],
+    block: int | str = "latest",
+) -> str | None:
+    """Right before signing: do the allowlisted contracts among `addresses` (the call's
+    target and what its simulation touched) still hold their pinned code, and proxies their
+    pinned implementation, at `block`? None if they do, else the reason to refuse.
+
+    `"latest"` is resolved to one block number first, so a proxy's slot and its
+    implementation's code are read at the same block. Raises InfraError if the chain cannot
+    be read (the caller refuses then too).
+    """
+    if not isinstance(block, int):
+        if block != "latest":
+            raise ValueError("block must be a number or 'latest'")
+        try:
+            block = int(rpc.call("eth_blockNumber"), 16)
+        except (RpcError, TypeError, ValueError) as exc:
+            raise InfraError(f"reading the latest block number failed: {exc}") from exc
+    wanted = {a.lower() for a in addresses}
+    entries = {a: e for a, e in allowlist.entries.items() if a.lower() in wanted and not e.revoked}
+    if not entries:
+        return None
+    subset = ActiveAllowlist(chain_id=allowlist.chain_id, entries=entries)
+    codehashes, implementations = observe_code(rpc, subset, block)
+    reasons = drift_reasons(subset, codehashes, implementations)
+    if not reasons:
+        return None
+    first = next(iter(reasons.values()))
+    more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    return f"{first} at block {block}, right before signing{more}"
 
 
 def observe_code(

@@ -15,7 +15,7 @@ from typing import Any
 
 from web3 import Web3
 
-from defiagent.agent.allowlist_source import load_allowlist
+from defiagent.agent.allowlist_source import load_allowlist, verify_on_chain
 from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor, StrategyPort
@@ -156,6 +156,7 @@ class AgentRuntime:
         allowlist = self._allowlist or load_allowlist(cfg.allowlist_dir, cfg.chain_id)
         if allowlist.chain_id != cfg.chain_id:
             raise Refused(f"the allowlist is for chain {allowlist.chain_id}, not {cfg.chain_id}")
+        verify_on_chain(allowlist, rpc)  # every pin (codehash, proxy implementation) on chain now
         for name, address in (("router", cfg.protocols.router), ("weth", cfg.protocols.weth)):
             if allowlist.get(address) is None:
                 raise Refused(
@@ -262,6 +263,7 @@ class AgentRuntime:
                 drift=self._drift_monitors(strategies),
                 pins=self.pins,
                 quorum=self._quorum(),
+                round_trip=cfg.guard.honeypot,
             )
         )
         self.explanations = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from defiagent.allowlist.models import AllowlistEntry
 from defiagent.allowlist.signatures import entry_hash
 from defiagent.vetting.checks import REGISTRY
@@ -10,7 +12,10 @@ from defiagent.vetting.vet import VetReport
 _ICON = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "skip"}
 
 
-def render_review(entry: AllowlistEntry, report: VetReport, notes: list[str]) -> str:
+def render_review(
+    entry: AllowlistEntry, report: VetReport, notes: list[str], *, round_trip: Any = None
+) -> str:
+    """The markdown report; `round_trip`: a token's round-trip probe (RoundTrip), if run."""
     lines = [
         f"# Review: {entry.name} ({entry.role})",
         "",
@@ -58,6 +63,8 @@ def render_review(entry: AllowlistEntry, report: VetReport, notes: list[str]) ->
             "",
             "Triage one with `defiagent allowlist triage ENTRY FINDING_ID --reason TEXT --key KEYSTORE`.",
         ]
+    if round_trip is not None:
+        lines += _round_trip(round_trip)
     lines += ["", "## Allowed functions", ""]
     if not entry.functions:
         lines.append("None: the agent may not call this contract (reads only).")
@@ -93,6 +100,42 @@ def render_review(entry: AllowlistEntry, report: VetReport, notes: list[str]) ->
         "",
     ]
     return "\n".join(lines)
+
+
+def _round_trip(rt: Any) -> list[str]:
+    """The honeypot probe: bought on a local fork, sold back, compared with the pools' math."""
+    verdict = "PASS" if rt.passed else "FAIL"
+    lines = [
+        "",
+        "## Round trip (honeypot probe)",
+        "",
+        f"**{verdict}** `round-trip-sellable`: {_md(rt.reason)}",
+        "",
+        "Bought on a throwaway local fork of the chain (nothing was sent), then sold back "
+        "through the same router with swapExactTokensForTokens in the same block.",
+        "",
+    ]
+    if rt.path:
+        lines.append("- path " + " -> ".join(f"`{a}`" for a in rt.path))
+    if rt.router:
+        lines.append(f"- router `{rt.router}`, pools " + ", ".join(f"`{p}`" for p in rt.pools))
+    if rt.block_number is not None:
+        lines.append(f"- block {rt.block_number}")
+    if rt.bought:
+        sale = (
+            f", sold back for {rt.sold_back} (expected {rt.expected_back} from the reserves)"
+            if rt.sellable
+            else ""
+        )
+        lines.append(f"- spent {rt.spent}, bought {rt.bought}{sale} (base units)")
+    if rt.loss_bps_beyond_fees is not None:
+        lines.append(
+            f"- loss beyond the pools' fees: {rt.loss_bps_beyond_fees:g} bps "
+            f"(limit {rt.limit_bps}); the fees alone: {rt.fees_bps:g} bps"
+        )
+    else:
+        lines.append(f"- sellable: {'yes' if rt.sellable else 'no'} (limit {rt.limit_bps} bps)")
+    return lines
 
 
 def _md(text: str) -> str:

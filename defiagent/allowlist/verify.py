@@ -16,7 +16,7 @@ from defiagent.allowlist.tomlio import read_entry
 from defiagent.chain.rpc import RpcError
 from defiagent.errors import DefiagentError
 from defiagent.vetting.bytecode import codehash
-from defiagent.vetting.checks import run_checks
+from defiagent.vetting.checks import REGISTRY, run_checks
 from defiagent.vetting.context import CodeUnit, Outcome, VetContext, pinned_units
 from defiagent.vetting.onchain import ChainReader
 from defiagent.vetting.proxy import resolve_proxy
@@ -78,7 +78,11 @@ def offline_outcomes(
     return run_checks(ctx)
 
 
-def online_outcomes(
+# The checks that read the chain (the others judge the entry from its own pins).
+ON_CHAIN_CHECKS = ("code-present", "proxy-resolved", "codehash-pinned", "implementation-pinned")
+
+
+def _online_context(
     entry: AllowlistEntry,
     reader: ChainReader,
     *,
@@ -86,7 +90,8 @@ def online_outcomes(
     reviewers: Reviewers | None,
     today: date,
     path: Path | None = None,
-) -> list[Outcome]:
+    catch: bool = True,
+) -> VetContext:
     ctx = VetContext(
         kind="entry",
         policy=policy,
@@ -107,8 +112,46 @@ def online_outcomes(
             if ctx.proxy.is_proxy:
                 ctx.units[0].label = "proxy"
     except RpcError as exc:  # fail closed: an entry we cannot check is not verified
+        if not catch:
+            raise
         ctx.fetch_error = f"the chain could not be read: {exc}"
+    return ctx
+
+
+def online_outcomes(
+    entry: AllowlistEntry,
+    reader: ChainReader,
+    *,
+    policy: Policy,
+    reviewers: Reviewers | None,
+    today: date,
+    path: Path | None = None,
+) -> list[Outcome]:
+    ctx = _online_context(entry, reader, policy=policy, reviewers=reviewers, today=today, path=path)
     return run_checks(ctx)
+
+
+def on_chain_problems(entry: AllowlistEntry, reader: ChainReader) -> list[str]:
+    """What of the entry's pins no longer holds on chain at the reader's block: its code,
+    and for a proxy its implementation, that implementation's codehash, beacon and admin.
+
+    Only the checks that read the chain run (signatures, audits and triage are the offline
+    checks' job). An RPC failure raises (RpcError, an InfraError): nothing was judged.
+    """
+    ctx = _online_context(
+        entry,
+        reader,
+        policy=Policy(),
+        reviewers=None,
+        today=datetime.now(UTC).date(),
+        catch=False,
+    )
+    return [
+        o.reason
+        for check_id in ON_CHAIN_CHECKS
+        for o in REGISTRY[check_id]().run(ctx)
+        if o.status == "fail"
+    ]
 
 
 def verify_allowlist(
@@ -117,10 +160,14 @@ def verify_allowlist(
     *,
     reviewers_sha256: str | None = None,
     today: date | None = None,
+    chain_id: int | None = None,
 ) -> VerifyReport:
     """Schema and signatures of every entry; with an RPC, also its code and proxy now.
 
-    Entries of other chains than the RPC's are checked offline only (and say so).
+    With an RPC, every active entry must be checked on chain: an entry of another chain
+    than the RPC's fails (its code was not checked), and the report names both chain ids,
+    so a CI job pointed at the wrong network is red, not green. `chain_id` limits the run
+    to that chain's entries (an allowlist that spans several chains, one RPC per chain).
     """
     root = Path(root)
     today = today or datetime.now(UTC).date()
@@ -137,8 +184,23 @@ def verify_allowlist(
         policy = Policy()
     reader = ChainReader(w3_or_rpc_url) if w3_or_rpc_url is not None else None
     verdicts = []
-    for path in iter_entry_paths(root):
+    for path in iter_entry_paths(root, chain_id):
         verdicts.append(_verify_one(path, reader, policy=policy, reviewers=reviewers, today=today))
+    if reader is not None:
+        unchecked = [
+            v
+            for v in verdicts
+            if not v.revoked and v.chain_id is not None and not v.checked_on_chain
+        ]
+        if unchecked:
+            chains = sorted({v.chain_id for v in unchecked if v.chain_id is not None})
+            n = len(unchecked)
+            problems.append(
+                f"the RPC is on chain {reader.chain_id}, but {n} "
+                f"{'entry is' if n == 1 else 'entries are'} for "
+                f"{'chain' if len(chains) == 1 else 'chains'} {', '.join(map(str, chains))}, "
+                f"so {'its' if n == 1 else 'their'} code was not checked on chain"
+            )
     seen: dict[tuple, str] = {}
     for v in verdicts:
         key = (v.chain_id, v.address)
@@ -191,8 +253,9 @@ def _verify_one(
         outcomes.append(
             Outcome(
                 check="codehash-pinned",
-                status="skip",
-                reason=f"not checked on chain: the RPC serves chain {reader.chain_id}",
+                status="fail",
+                reason=f"not checked on chain: the RPC is on chain {reader.chain_id}, "
+                f"this entry is for chain {entry.chain_id}",
             )
         )
     return EntryVerdict(**base, outcomes=outcomes)

@@ -35,6 +35,7 @@ from defiagent.allowlist.verify import offline_outcomes
 from defiagent.errors import ConfigError, Refused
 from defiagent.vetting.audits import load_audit
 from defiagent.vetting.bundle import CompilerSettings, SourceBundle
+from defiagent.vetting.context import Outcome
 from defiagent.vetting.onchain import ChainReader
 from defiagent.vetting.slither_gate import findings as slither_findings
 from defiagent.vetting.slither_gate import summary
@@ -52,10 +53,16 @@ class Proposal:
     entry: AllowlistEntry
     report: VetReport
     notes: list[str] = field(default_factory=list)
+    round_trip: Any = None  # a simulation.round_trip.RoundTrip when a token was probed
 
     @property
     def passed(self) -> bool:
         return self.report.passed
+
+    @property
+    def probe_failed(self) -> bool:
+        """A round-trip probe ran and the token failed it (a honeypot, or it could not run)."""
+        return self.round_trip is not None and not self.round_trip.passed
 
 
 @dataclass
@@ -107,14 +114,35 @@ def propose_entry(
     reviewers: Reviewers | None = None,
     today: date | None = None,
     replace: bool = False,
+    probe_pool: str | None = None,
+    probe_router: str | None = None,
+    probe_max_loss_bps: int | None = None,
 ) -> Proposal:
     """Vet a deployed contract and write its proposed entry and review report (unapproved).
 
     The entry is written even when checks fail: the report says what must be fixed or
     triaged before a reviewer will be allowed to sign.
+
+    `probe_pool` (a token only, with `probe_router`): buy the token through that Uniswap V2
+    pool and sell it back, on a throwaway local fork of the chain, and add the result as
+    the `round-trip-sellable` check (a honeypot fails it).
     """
     root = Path(root)
     role = Role(role)
+    if probe_pool is not None:
+        if role != Role.TOKEN:
+            raise ConfigError(
+                f"--probe-pool probes a token's round trip: use it with --role token, not {role}"
+            )
+        if not probe_router:
+            raise ConfigError("--probe-pool needs --probe-router, the router to buy and sell with")
+        try:
+            probe_pool, probe_router = (
+                to_checksum_address(probe_pool),
+                to_checksum_address(probe_router),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"--probe-pool and --probe-router must be addresses: {exc}") from exc
     reader = rpc if isinstance(rpc, ChainReader) else ChainReader(rpc)
     existing = entry_path(root, reader.chain_id, address) if not replace else None
     if existing is not None and existing.is_file() and read_entry(existing).approvals:
@@ -144,6 +172,17 @@ def propose_entry(
     ctx = vetting.ctx
     if not ctx.units:
         raise Refused(f"there is no contract at {address} on chain {reader.chain_id}")
+    report = vetting.report
+    round_trip = None
+    if probe_pool is not None and probe_router:
+        round_trip = _probe(reader, address, probe_pool, probe_router, probe_max_loss_bps)
+        probed = Outcome(
+            check=round_trip_rule(),
+            status="pass" if round_trip.passed else "fail",
+            reason=round_trip.reason,
+            subject=f"pool {probe_pool}",
+        )
+        report = report.model_copy(update={"outcomes": [*report.outcomes, probed]})
     main = ctx.units[0]
     proxy = None
     if ctx.proxy is not None and ctx.proxy.is_proxy:
@@ -198,8 +237,26 @@ def propose_entry(
     if ctx.slither_note:
         review_notes.append(ctx.slither_note)
     report_path = sidecar(path, "review.md")
-    report_path.write_text(render_review(entry, vetting.report, review_notes))
-    return Proposal(path, report_path, slither_path, entry, vetting.report, review_notes)
+    report_path.write_text(render_review(entry, report, review_notes, round_trip=round_trip))
+    return Proposal(path, report_path, slither_path, entry, report, review_notes, round_trip)
+
+
+def round_trip_rule() -> str:
+    from defiagent.simulation.checks.round_trip_sellable import RoundTripSellable
+
+    return RoundTripSellable.id
+
+
+def _probe(reader: ChainReader, token: str, pool: str, router: str, max_loss_bps: int | None):
+    """The round trip of `token` on a local fork of the reader's chain at the reader's block."""
+    from defiagent.simulation.checks.round_trip_sellable import RoundTripConfig
+    from defiagent.simulation.round_trip import probe_token
+
+    limit = RoundTripConfig().max_round_trip_loss_bps if max_loss_bps is None else max_loss_bps
+    if not isinstance(reader.url, str) or not reader.url.startswith(("http://", "https://")):
+        raise ConfigError("the round-trip probe forks the chain: give an http(s) RPC URL")
+    block = reader.block if isinstance(reader.block, int) else None
+    return probe_token(reader.url, token, pool, router, limit_bps=limit, block_number=block)
 
 
 def sign_triage(slither_id: str, check: str, codehash: str, reason: str, signer) -> TriagedFinding:

@@ -85,10 +85,30 @@ def propose(
     no_optimizer: bool = typer.Option(False, "--no-optimizer"),
     evm_version: str = typer.Option(None, "--evm-version"),
     replace: bool = typer.Option(False, "--replace", help="Replace an entry that has approvals."),
+    probe_pool: str = typer.Option(
+        None,
+        "--probe-pool",
+        help="Token role: a Uniswap V2 pair holding the token. Buy it there and sell it back on "
+        "a local fork of the chain (honeypot probe, check round-trip-sellable); exit 1 if it fails.",
+    ),
+    probe_router: str = typer.Option(
+        None, "--probe-router", help="The Router02 the probe buys and sells through."
+    ),
+    probe_max_loss_bps: int = typer.Option(
+        None,
+        "--probe-max-loss-bps",
+        min=0,
+        max=10_000,
+        help="Round-trip loss allowed beyond the pools' fees (default 100, as [guard.honeypot]).",
+    ),
     allowlist: Path = ALLOWLIST_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Vet a deployed contract and write a proposed entry plus a review report beside it."""
+    """Vet a deployed contract and write a proposed entry plus a review report beside it.
+
+    With --probe-pool, a token is also bought and sold back on a local fork (exit 1 when it
+    cannot be sold or loses more than the limit beyond the pools' fees).
+    """
     from defiagent.allowlist.models import Role
     from defiagent.allowlist.workflow import load_triage_file, propose_entry
     from defiagent.vetting.sourcify import SourcifyClient
@@ -113,15 +133,19 @@ def propose(
         allowed_callees=callee,
         settings=settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version),
         replace=replace,
+        probe_pool=probe_pool,
+        probe_router=probe_router,
+        probe_max_loss_bps=probe_max_loss_bps,
     )
     data = {
-        "ok": True,
+        "ok": not proposal.probe_failed,
         "entry": str(proposal.entry_path),
         "review_report": str(proposal.report_path),
         "slither_result": str(proposal.slither_path) if proposal.slither_path else None,
         "checks_pass": proposal.passed,
         "report": proposal.report,
         "notes": proposal.notes,
+        "round_trip": proposal.round_trip,
     }
 
     def human() -> None:
@@ -129,12 +153,19 @@ def propose(
             f"proposal {proposal.entry.name}", proposal.report.outcomes, passed=proposal.passed
         )
         console.print(f"entry:  {proposal.entry_path}\nreport: {proposal.report_path}")
+        if proposal.probe_failed:
+            from rich.markup import escape
+
+            reason = escape(proposal.round_trip.reason)  # a token's revert text is untrusted
+            console.print(f"[bold red]FAIL[/] round-trip-sellable: {reason}", highlight=False)
         if not proposal.passed:
             console.print(
                 "[yellow]fix, attach or triage what fails before anyone can approve it[/]"
             )
 
     emit(data, as_json=as_json, human=human)
+    if proposal.probe_failed:
+        raise typer.Exit(1)
 
 
 @app.command("triage")
@@ -221,16 +252,20 @@ def verify(
     rpc_url: str = typer.Option(
         None, "--rpc-url", envvar="DEFIAGENT_RPC_URL", help="Also check code on chain now."
     ),
+    chain_id: int = typer.Option(
+        None, "--chain-id", help="Only the entries of this chain (one RPC per chain)."
+    ),
     allowlist: Path = ALLOWLIST_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Check every entry: schema, signatures, audits, triage; with --rpc-url, codehash and proxy now.
 
-    Exit 1 on any problem or drift. Fit for CI.
+    Exit 1 on any problem or drift, and with --rpc-url on any entry of another chain than
+    the RPC's (nothing of it could be checked on chain). Fit for CI.
     """
     from defiagent.allowlist.verify import verify_allowlist
 
-    report = verify_allowlist(_root(allowlist), rpc_url)
+    report = verify_allowlist(_root(allowlist), rpc_url, chain_id=chain_id)
 
     def human() -> None:
         for p in report.problems:

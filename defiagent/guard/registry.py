@@ -39,6 +39,7 @@ from defiagent.risk.max_gas import MaxGasPerDay
 from defiagent.risk.max_position import MaxPosition
 from defiagent.risk.max_trades import MaxTradesPerWindow
 from defiagent.risk.strategy_capital import StrategyCapital
+from defiagent.simulation.checks import PLAN_CHECKS
 
 GUARD_RULES: tuple[type[Rule], ...] = (
     KillSwitchOff,
@@ -73,7 +74,9 @@ RISK_RULES: tuple[type[Rule], ...] = (
 ALL_RULES: tuple[type[Rule], ...] = GUARD_RULES + RISK_RULES
 # Not checks on a call: when the agent closes a position itself. Configured under [risk].
 EXIT_RULES: tuple[type[ExitRule], ...] = (StopLoss, TakeProfit)
-LISTED: tuple[type[Described], ...] = ALL_RULES + EXIT_RULES
+# Not checks on a call either: a whole plan's probe (the round trip of a buy), run by the agent
+# after the outcome checks. Listed with them; configured under [guard].
+LISTED: tuple[type[Described], ...] = ALL_RULES + EXIT_RULES + PLAN_CHECKS
 
 _ids = [r.id for r in LISTED]
 assert len(_ids) == len(set(_ids)), "rule ids must be unique"
@@ -93,7 +96,7 @@ def _section_model(name: str, rules: tuple[type[Described], ...]) -> type[BaseMo
 
 
 # The [guard] and [risk] tables of agent.toml: one sub-table per configurable rule.
-GuardSection = _section_model("GuardSection", GUARD_RULES)
+GuardSection = _section_model("GuardSection", GUARD_RULES + PLAN_CHECKS)
 RiskSection = _section_model("RiskSection", RISK_RULES + EXIT_RULES)
 
 

@@ -42,6 +42,14 @@ class SimulationOutcome(BaseModel):
     touched: list[Address] = []  # every contract the call trace entered
     revert_data: str | None = None  # raw revert bytes, for custom errors
     sender: Address | None = None  # the agent address the deltas and approvals are about
+    # keccak256 of the runtime code ON THE FORK, at block_number, of every address the call
+    # entered (code or not): the code that was simulated, to compare with the pins. None:
+    # not read (an outcome not made by the Simulator); the fork-code-pinned check refuses.
+    # Keys (checksummed by the simulator) are plain str: validating them is the hot path.
+    fork_codehashes: dict[str, str] | None = None
+    # contract -> the addresses whose code it ran by DELEGATECALL/CALLCODE in the trace
+    # (a proxy -> the implementation it actually used), in first-seen order.
+    delegations: dict[str, list[str]] = {}
 
 
 class TokenMeta(BaseModel):

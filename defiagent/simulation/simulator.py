@@ -6,8 +6,12 @@ One HTTP round trip on the hot path, a JSON-RPC batch of:
     deltas are measured balances (fee-on-transfer and log-less moves included), ETH moves
     come back as pseudo Transfer logs, and nothing is mined: the fork needs no revert;
   * debug_traceCall (callTracer): every contract the call entered.
-A sequence (approve then swap) runs in one eth_simulateV1 block; its later calls are traced
-inside an evm_snapshot after replaying the earlier ones, then reverted.
+A sequence (approve then swap) runs in one eth_simulateV1 block; call k is traced on the
+state calls 1..k-1 leave (their prestate diffs as state overrides).
+The code of every contract the call entered is read on the fork at the simulated block
+(eth_getCode, in the same batch for the contracts the target reached last time): its hash
+goes into the outcome (`fork_codehashes`), with the DELEGATECALLs the trace shows
+(`delegations`), so the code that was simulated can be compared with the pins.
 Anything that stops the simulation from running raises InfraError: the caller refuses.
 """
 
@@ -20,7 +24,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from defiagent.chain.rpc import RpcError
 from defiagent.errors import InfraError
@@ -35,6 +39,8 @@ READER = "0x000000000000000000000000000000000000dEaD"
 _BALANCE_OF = bytes.fromhex("70a08231")
 _SYMBOL = "0x95d89b41"
 _DECIMALS = "0x313ce567"
+_MAX_REMEMBERED_TARGETS = 256  # targets whose callees are read in the first batch
+EMPTY_CODEHASH = "0x" + keccak(b"").hex()  # an account without code
 
 
 def _tx(call: PlannedCall) -> dict[str, Any]:
@@ -63,7 +69,14 @@ class Simulator:
     def __init__(self, fork: ForkManager, *, sync: bool = True, prefetch: bool = True) -> None:
         self.fork = fork
         self.sync = sync  # move the fork to the upstream head before each simulation
-        self._has_code: set[str] = set()  # code does not vanish (EIP-6780), so this only grows
+        # target -> the addresses its last simulation entered: their code is read in the
+        # simulation's first batch, so reading the simulated code costs no extra round trip
+        # in the steady state (a new callee costs one).
+        self._callees: dict[str, list[str]] = {}
+        # address -> codehash on the fork, for one fork block (number, hash): nothing is
+        # mined on the fork, so its code only changes when it is reset to another block.
+        self._code_block: tuple[int, str | None] | None = None
+        self._fork_code: dict[str, str] = {}
         self._token_meta: dict[str, TokenMeta] = {}
         # The last few plans simulated: what a new block's cold cache is warmed with.
         self._recent: deque[list[PlannedCall]] = deque(maxlen=3)
@@ -174,16 +187,38 @@ class Simulator:
             "eth_simulateV1",
             [{"blockStateCalls": [state_calls], "traceTransfers": True, "validation": False}, tag],
         )
-        result, traces = self._simulate_and_trace(simulate, calls, tag)
+        if self._code_block != (block, self.fork.block_hash):
+            self._code_block, self._fork_code = (block, self.fork.block_hash), {}
+        known = self._fork_code
+        guess = [
+            a
+            for a in dict.fromkeys(a for c in calls for a in self._callees.get(c.target, []))
+            if a not in known
+        ]
+        result, traces, codes = self._simulate_and_trace(simulate, calls, tag, guess)
+        known.update((a, _codehash(code)) for a, code in codes.items())
         try:
             results = result[0]["calls"]
         except (TypeError, KeyError, IndexError) as exc:
             raise InfraError("the fork returned a simulation result that cannot be read") from exc
         if len(results) != len(sim_calls):
             raise InfraError("the fork returned a simulation result for the wrong number of calls")
-        touched = self._touched(traces)
+        per_trace = [decode.trace_targets(t or {}) for t in traces]
+        missing = list(
+            dict.fromkeys(a for called, _ in per_trace for a in called if a not in known)
+        )
+        if missing:
+            answers = self.fork.rpc.batch([("eth_getCode", [a, tag]) for a in missing])
+            known.update((a, _codehash(code)) for a, code in zip(missing, answers, strict=True))
+        for call, (called, _) in zip(calls, per_trace, strict=True):
+            self._callees.pop(call.target, None)
+            self._callees[call.target] = called
+            if len(self._callees) > _MAX_REMEMBERED_TARGETS:
+                self._callees.pop(next(iter(self._callees)))
         outcomes = []
-        for call, (before, index, after), contracts in zip(calls, positions, touched, strict=True):
+        for call, (before, index, after), (called, created), trace in zip(
+            calls, positions, per_trace, traces, strict=True
+        ):
             outcomes.append(
                 self._outcome(
                     call,
@@ -192,7 +227,9 @@ class Simulator:
                     tokens,
                     results[before:index],
                     results[after : after + len(tokens)],
-                    contracts,
+                    [a for a in called if known[a] != EMPTY_CODEHASH] + created,
+                    fork_codehashes={a: known[a] for a in called},
+                    delegations=_delegations(trace or {}),
                 )
             )
         return outcomes
@@ -206,6 +243,9 @@ class Simulator:
         before: list[dict[str, Any]],
         after: list[dict[str, Any]],
         touched: list[str],
+        *,
+        fork_codehashes: dict[str, str],
+        delegations: dict[str, list[str]],
     ) -> SimulationOutcome:
         success = res.get("status") == "0x1"
         logs, eth_moves = decode.split_logs(res.get("logs") or [])
@@ -231,12 +271,19 @@ class Simulator:
             touched=touched,
             revert_data=revert_data,
             sender=call.sender,
+            fork_codehashes=fork_codehashes,
+            delegations=delegations,
         )
 
     def _simulate_and_trace(
-        self, simulate: tuple[str, list[Any]], calls: list[PlannedCall], tag: str
-    ) -> tuple[Any, list[dict[str, Any]]]:
-        """eth_simulateV1 for the whole plan, and a call trace per call.
+        self,
+        simulate: tuple[str, list[Any]],
+        calls: list[PlannedCall],
+        tag: str,
+        code_reads: Sequence[str] = (),
+    ) -> tuple[Any, list[dict[str, Any]], dict[str, str]]:
+        """eth_simulateV1 for the whole plan, a call trace per call, and the code at `tag`
+        of `code_reads` (read in the first batch).
 
         Call k is traced on the state calls 1..k-1 leave: their prestate diffs become the
         state overrides of its debug_traceCall. Nothing is mined or reverted on the fork,
@@ -246,6 +293,7 @@ class Simulator:
         overrides: dict[str, dict[str, Any]] = {}
         traces: list[dict[str, Any]] = []
         result: Any = None
+        codes: dict[str, str] = {}
         for n, call in enumerate(calls):
             last = n == len(calls) - 1
             requests = [simulate] if n == 0 else []
@@ -253,27 +301,37 @@ class Simulator:
             if not last:
                 diff = _tracer("prestateTracer", overrides, {"diffMode": True})
                 requests.append(("debug_traceCall", [_tx(call), tag, diff]))
+            reads = list(code_reads) if n == 0 else []
+            requests += [("eth_getCode", [a, tag]) for a in reads]
             answers = rpc.batch(requests)
+            if reads:
+                codes.update(zip(reads, answers[-len(reads) :], strict=True))
+                answers = answers[: -len(reads)]
             if n == 0:
                 result, answers = answers[0], answers[1:]
             traces.append(answers[0])
             if not last:
                 overrides = _apply_diff(overrides, answers[1])
-        return result, traces
+        return result, traces, codes
 
-    def _touched(self, traces: list[dict[str, Any]]) -> list[list[str]]:
-        """Contracts entered per trace: called addresses with code, plus anything created."""
-        per_trace = [decode.trace_targets(t or {}) for t in traces]
-        unknown = {a for called, _ in per_trace for a in called if a not in self._has_code}
-        if unknown:
-            ordered = sorted(unknown)
-            codes = self.fork.rpc.batch([("eth_getCode", [a, "latest"]) for a in ordered])
-            self._has_code.update(
-                a for a, code in zip(ordered, codes, strict=True) if code not in (None, "0x", "")
-            )
-        return [
-            [a for a in called if a in self._has_code] + created for called, created in per_trace
-        ]
+
+def _codehash(code: str | None) -> str:
+    return "0x" + keccak(hexstr=code or "0x").hex()
+
+
+def _delegations(frame: dict[str, Any]) -> dict[str, list[str]]:
+    """From a callTracer tree: caller -> the addresses whose code it ran by DELEGATECALL or
+    CALLCODE (a proxy -> the implementation it used)."""
+    out: dict[str, dict[str, None]] = {}
+    stack = [frame]
+    while stack:
+        node = stack.pop()
+        kind = (node.get("type") or "").upper()
+        if kind in ("DELEGATECALL", "CALLCODE") and node.get("from") and node.get("to"):
+            caller = to_checksum_address(node["from"])
+            out.setdefault(caller, {})[to_checksum_address(node["to"])] = None
+        stack.extend(reversed(node.get("calls") or []))
+    return {caller: list(targets) for caller, targets in out.items()}
 
 
 def _tracer(name: str, overrides: dict, config: dict | None = None) -> dict[str, Any]:

@@ -214,7 +214,7 @@ def test_a_pool_changed_after_approval_is_refused_after_simulation(
     (intent,) = report.intents
     assert intent.status == "refused"
     assert intent.stage == "outcome"
-    assert {r.rule for r in intent.refusals} == {"touched-code-pinned"}
+    assert {r.rule for r in intent.refusals} == {"touched-code-pinned", "fork-code-pinned"}
     assert nonce(cw3, signer) == before
 
 

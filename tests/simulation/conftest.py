@@ -50,19 +50,32 @@ def sim(fork) -> Simulator:
     return Simulator(fork)
 
 
-def entry(address: str, name: str, role: Role, **extra) -> AllowlistEntry:
+def entry(
+    address: str, name: str, role: Role, codehash: str = "0x" + "00" * 32, **extra
+) -> AllowlistEntry:
     return AllowlistEntry(
-        chain_id=31337, address=address, name=name, role=role, codehash="0x" + "00" * 32, **extra
+        chain_id=31337, address=address, name=name, role=role, codehash=codehash, **extra
     )
 
 
 @pytest.fixture(scope="module")
-def allowlist(dex) -> ActiveAllowlist:
-    """Router, both tokens and WETH; the pair is allowed as a callee of the router."""
+def allowlist(up_w3, dex) -> ActiveAllowlist:
+    """Router, both tokens and WETH, each pinned to its code on the upstream; the pair is
+    allowed as a callee of the router."""
+
+    def pin(address: str) -> str:
+        return up_w3.keccak(up_w3.eth.get_code(address)).to_0x_hex()
+
     entries = [
-        entry(dex.router, "UniswapV2Router02", Role.ROUTER, allowed_callees=[dex.pair]),
-        entry(dex.token_a, "Demo USD", Role.TOKEN),
-        entry(dex.token_b, "Demo Token", Role.TOKEN),
-        entry(dex.weth, "WETH9", Role.WRAPPED_NATIVE),
+        entry(
+            dex.router,
+            "UniswapV2Router02",
+            Role.ROUTER,
+            codehash=pin(dex.router),
+            allowed_callees=[dex.pair],
+        ),
+        entry(dex.token_a, "Demo USD", Role.TOKEN, codehash=pin(dex.token_a)),
+        entry(dex.token_b, "Demo Token", Role.TOKEN, codehash=pin(dex.token_b)),
+        entry(dex.weth, "WETH9", Role.WRAPPED_NATIVE, codehash=pin(dex.weth)),
     ]
     return ActiveAllowlist(chain_id=31337, entries={e.address: e for e in entries})

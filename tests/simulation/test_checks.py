@@ -76,6 +76,7 @@ def outcome(**extra) -> SimulationOutcome:
         "deltas": {USD: -10 * ONE, TKN: 19_900_000_000_000_000_000},
         "touched": [ROUTER, PAIR, USD, TKN],
         "sender": AGENT,
+        "fork_codehashes": dict.fromkeys([ROUTER, PAIR, USD, TKN], "0x" + "00" * 32),
     } | extra
     return SimulationOutcome(**fields)
 

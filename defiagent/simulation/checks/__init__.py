@@ -9,8 +9,10 @@ from defiagent.execution.models import PlannedCall
 from defiagent.simulation.checks.approvals_within_plan import ApprovalsWithinPlan
 from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
 from defiagent.simulation.checks.deltas_within_intent import DeltasWithinIntent
+from defiagent.simulation.checks.fork_code_pinned import ForkCodePinned
 from defiagent.simulation.checks.gas_under_cap import GasUnderCap
 from defiagent.simulation.checks.nothing_else_leaves import NothingElseLeaves
+from defiagent.simulation.checks.round_trip_sellable import RoundTripConfig, RoundTripSellable
 from defiagent.simulation.checks.touched_allowlisted import TouchedAllowlisted
 from defiagent.simulation.checks.tx_succeeded import TxSucceeded
 from defiagent.simulation.models import SimulationOutcome
@@ -21,8 +23,12 @@ ALL_CHECKS: tuple[type[OutcomeCheck], ...] = (
     NothingElseLeaves,
     ApprovalsWithinPlan,
     TouchedAllowlisted,
+    ForkCodePinned,
     GasUnderCap,
 )
+# Checks of a whole plan from a probe the agent runs after the per-call checks (they carry a
+# rule's metadata and config section, so the guard registry lists and configures them).
+PLAN_CHECKS: tuple[type[RoundTripSellable], ...] = (RoundTripSellable,)
 
 
 def describe() -> list[dict[str, str]]:
@@ -56,4 +62,13 @@ def run_checks(
     return Decision(verdicts=verdicts)
 
 
-__all__ = ["ALL_CHECKS", "CheckContext", "OutcomeCheck", "describe", "run_checks"]
+__all__ = [
+    "ALL_CHECKS",
+    "PLAN_CHECKS",
+    "CheckContext",
+    "OutcomeCheck",
+    "RoundTripConfig",
+    "RoundTripSellable",
+    "describe",
+    "run_checks",
+]
