@@ -60,6 +60,8 @@ from defiagent.risk.trades import TradeLedger, moved_assets
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.checks import CheckContext, RoundTripConfig, run_checks
 from defiagent.simulation.models import SimulationOutcome
+from defiagent.simulation.requote import RULE as REQUOTE
+from defiagent.simulation.requote import requote_problem
 from defiagent.simulation.round_trip import check_plan_round_trip
 from defiagent.simulation.simulator import Simulator
 from defiagent.strategy.host import Proposal
@@ -105,6 +107,7 @@ class AgentParts:
     quorum: Any = None  # a ProviderQuorum: other providers must agree each tick
     # [guard.honeypot]: the round trip every buy must survive on the fork before it is sent
     round_trip: RoundTripConfig = dataclasses.field(default_factory=RoundTripConfig)
+    requote_max_bps: float = 100.0  # the slippage bound: fork price vs the snapshot's quote
 
 
 class Agent:
@@ -770,6 +773,13 @@ class Agent:
             refusals += self._check(intent.id, call, outcome, check_ctx, ctx)
         if refusals:
             return refused("outcome", _dedupe(refusals), plan)
+
+        # the fork's own price of the swap must agree with the quote from the RPC's reserves
+        problem = requote_problem(
+            intent, calls, outcomes, market, weth=p.weth, max_bps=p.requote_max_bps
+        )
+        if problem:
+            return refused("outcome", [Refusal(rule=REQUOTE, reason=problem)], plan)
 
         # a buy must sell back on the fork, same block, at a bounded loss (honeypot tokens)
         with p.metrics.time("check"):

@@ -264,6 +264,7 @@ class AgentRuntime:
                 pins=self.pins,
                 quorum=self._quorum(),
                 round_trip=cfg.guard.honeypot,
+                requote_max_bps=cfg.guard.slippage.max_slippage_bps,
             )
         )
         self.explanations = [

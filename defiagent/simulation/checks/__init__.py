@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from defiagent.decisions import Decision
 from defiagent.execution.models import PlannedCall
+from defiagent.guard.base import Described
 from defiagent.simulation.checks.approvals_within_plan import ApprovalsWithinPlan
 from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
 from defiagent.simulation.checks.deltas_within_intent import DeltasWithinIntent
 from defiagent.simulation.checks.fork_code_pinned import ForkCodePinned
 from defiagent.simulation.checks.gas_under_cap import GasUnderCap
 from defiagent.simulation.checks.nothing_else_leaves import NothingElseLeaves
+from defiagent.simulation.checks.requote_agrees import RequoteAgrees
 from defiagent.simulation.checks.round_trip_sellable import RoundTripConfig, RoundTripSellable
 from defiagent.simulation.checks.touched_allowlisted import TouchedAllowlisted
 from defiagent.simulation.checks.tx_succeeded import TxSucceeded
@@ -28,7 +30,7 @@ ALL_CHECKS: tuple[type[OutcomeCheck], ...] = (
 )
 # Checks of a whole plan from a probe the agent runs after the per-call checks (they carry a
 # rule's metadata and config section, so the guard registry lists and configures them).
-PLAN_CHECKS: tuple[type[RoundTripSellable], ...] = (RoundTripSellable,)
+PLAN_CHECKS: tuple[type[Described], ...] = (RequoteAgrees, RoundTripSellable)
 
 
 def describe() -> list[dict[str, str]]:
