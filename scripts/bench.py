@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from defiagent.agent import scopes
 from defiagent.agent.devnet import UNIT, DemoMarket, deploy_market, fund
+from defiagent.agent.observe import pinned_code_problem
 from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
 from defiagent.chain.anvil import Anvil
 from defiagent.execution.executor import Executor
@@ -60,7 +61,10 @@ from defiagent.market.references import TwapReference
 from defiagent.risk.pnl import PortfolioHistory
 from defiagent.signing.base import SignedTransaction, verify_signed_transaction
 from defiagent.simulation import ForkManager, Simulator
+from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.checks import CheckContext, run_checks
+from defiagent.simulation.requote import requote_problem
+from defiagent.simulation.round_trip import check_plan_round_trip
 from defiagent.strategy.config import StrategyConfig
 from defiagent.strategy.host import StrategyHost
 from defiagent.strategy.intents import Intent, SwapExactIn
@@ -83,6 +87,9 @@ STAGES = (
     ("sync", "fork head check before the plan (the follower already moved it)"),
     ("simulate", "plan simulation on the persistent fork (approve + swap, one sequence)"),
     ("checks", "outcome checks (per plan)"),
+    ("requote", "requote: fork output vs the snapshot's quote (per plan)"),
+    ("round_trip", "honeypot round trip on the fork (buys only: every other swap)"),
+    ("repin", "pinned code re-read at the latest block, before each signature"),
     ("sign", "signing (journal, fees, nonce, sign, verify)"),
     ("send", "send to receipt (broadcast, journal, 1 confirmation)"),
     ("resync", "swap re-check: fork reset to the approve's block (inline)"),
@@ -196,6 +203,7 @@ class Bench:
             poll_interval=0.005,
         )
         self.sample_calls: list = []
+        self.rpc = BatchRpcClient(upstream_url)
         self.history = PortfolioHistory()
         self.swaps = 0
 
@@ -279,6 +287,27 @@ class Bench:
         record("sync", t0, t1)
         record("simulate", t1, t2)
         record("checks", t2, t3)
+        # The loop's plan-level steps, as defiagent.agent.loop runs them.
+        t0 = time.perf_counter()
+        problem = requote_problem(intent, calls, outcomes, market, weth=dex.weth, max_bps=100)
+        record("requote", t0, time.perf_counter())
+        if problem:
+            raise SystemExit(f"bench: requote refused: {problem}")
+        t0 = time.perf_counter()
+        probed = check_plan_round_trip(
+            sim,
+            intent,
+            calls,
+            outcomes,
+            agent=self.agent,
+            router=dex.router,
+            weth=dex.weth,
+            numeraire=market.numeraire,
+        )
+        if probed is not None:
+            record("round_trip", t0, time.perf_counter())
+            if not probed[1].allowed:
+                raise SystemExit(f"bench: round trip refused: {probed[1].reason}")
         for index, call in enumerate(calls):
             outcome = outcomes[index]
             if index > 0:  # re-check on the block the previous call was mined in
@@ -290,6 +319,11 @@ class Bench:
                 self.check(call, outcome, check_ctx)
                 record("resync", t0, t1)
                 record("resimulate", t1, t2)
+            t0 = time.perf_counter()
+            problem = pinned_code_problem(self.rpc, self.allowlist, [call.target, *outcome.touched])
+            record("repin", t0, time.perf_counter())
+            if problem:
+                raise SystemExit(f"bench: {problem}")
             t0 = time.perf_counter()
             self.executor.sign(call, outcome)
             t1 = time.perf_counter()

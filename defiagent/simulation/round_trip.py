@@ -339,7 +339,7 @@ def _buy_outcomes(
         and all(o.block_number == block for o in buy_outcomes)
     ):
         return list(buy_outcomes)
-    return sim.simulate_sequence(list(buy_calls))
+    return sim.simulate_sequence(list(buy_calls), trace=False)
 
 
 def _buy_reverted(
@@ -470,7 +470,7 @@ def _probe_swap(
                 description=f"sell {_fmt(sim, token_out, bought)} back",
             ),
         ]
-        outcomes = sim.simulate_sequence([*buy_calls, *sell])
+        outcomes = sim.simulate_sequence([*buy_calls, *sell], trace=False)
         approve_out, sell_out = outcomes[len(buy_calls)], outcomes[len(buy_calls) + 1]
         pairs = (
             [to_checksum_address(x) for x in pairs]
@@ -678,7 +678,7 @@ def _probe_liquidity(
                 description=f"remove the {liquidity} LP tokens",
             ),
         ]
-        outcomes = sim.simulate_sequence([*buy_calls, *remove])
+        outcomes = sim.simulate_sequence([*buy_calls, *remove], trace=False)
         answers = _eth_call(
             sim.fork, tag, [(pair, _TOKEN0), (pair, _GET_RESERVES), (pair, _TOTAL_SUPPLY)]
         )

@@ -118,8 +118,14 @@ class Simulator:
                 return last.model_copy(update={"success": False, "revert_reason": reason})
         return last
 
-    def simulate_sequence(self, calls: Sequence[PlannedCall]) -> list[SimulationOutcome]:
-        """One outcome per call, each run on the state the previous ones left."""
+    def simulate_sequence(
+        self, calls: Sequence[PlannedCall], *, trace: bool = True
+    ) -> list[SimulationOutcome]:
+        """One outcome per call, each run on the state the previous ones left.
+
+        `trace=False` skips the call traces (one request instead of one per call): the
+        outcomes then have deltas and success but no touched contracts or fork code, so
+        they serve probes (the honeypot round trip), never the checks before a send."""
         if not calls:
             raise ValueError("nothing to simulate")
         try:
@@ -130,7 +136,7 @@ class Simulator:
                 block = self.fork.block_number
                 if not self._recent or self._recent[-1] != list(calls):
                     self._recent.append(list(calls))
-                return self._run(list(calls), block)
+                return self._run(list(calls), block, trace=trace)
         except RpcError as exc:
             raise InfraError(
                 f"the simulation could not run, so the transaction is refused: {exc}"
@@ -166,7 +172,9 @@ class Simulator:
         }
 
     # -- internals -------------------------------------------------------------------------
-    def _run(self, calls: list[PlannedCall], block: int) -> list[SimulationOutcome]:
+    def _run(
+        self, calls: list[PlannedCall], block: int, *, trace: bool = True
+    ) -> list[SimulationOutcome]:
         tokens = _plan_tokens(calls)
         sim_calls: list[dict[str, Any]] = []
         positions: list[tuple[int, int, int]] = []  # (before reads, the call, after reads)
@@ -195,7 +203,10 @@ class Simulator:
             for a in dict.fromkeys(a for c in calls for a in self._callees.get(c.target, []))
             if a not in known
         ]
-        result, traces, codes = self._simulate_and_trace(simulate, calls, tag, guess)
+        if trace:
+            result, traces, codes = self._simulate_and_trace(simulate, calls, tag, guess)
+        else:
+            result, traces, codes = self.fork.rpc.batch([simulate])[0], [{}] * len(calls), {}
         known.update((a, _codehash(code)) for a, code in codes.items())
         try:
             results = result[0]["calls"]

@@ -78,8 +78,12 @@ def allowlist(cw3, market):
 
 @pytest.fixture
 def start_agent(chain, cw3, market, signer, allowlist, tmp_path):
-    """start_agent(strategies, **config_overrides) -> runtime (warmed up, stopped at teardown)."""
+    """start_agent(strategies, **config_overrides) -> runtime (warmed up, stopped at teardown).
+
+    Each test starts from the same chain state: the TWAP reference reads the pool's history
+    from the chain, so a price one test moved would otherwise be another test's history."""
     stack = contextlib.ExitStack()
+    snapshot = cw3.provider.make_request("evm_snapshot", [])["result"]
 
     def start(strategies, *, allowlist_override=None, configure=None, use_signer=None, **overrides):
         table = {"backend": "keystore", "path": str(signer.path), "password_env": "UNUSED"}
@@ -105,6 +109,7 @@ def start_agent(chain, cw3, market, signer, allowlist, tmp_path):
 
     yield start
     stack.close()
+    cw3.provider.make_request("evm_revert", [snapshot])
 
 
 class Scripted:
