@@ -13,6 +13,8 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from defiagent.guard.registry import EXIT_RULES
+
 STAGES = ("snapshot", "strategy", "plan", "guard", "simulate", "check", "execute", "tick")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -91,6 +93,10 @@ class AgentMetrics:
             ["reason"],
             registry=r,
         )
+        # Exits are rare: a reason's series must exist at 0 before its first exit, or
+        # increase() and rate() (the dashboard's panel) never see that first one.
+        for rule in EXIT_RULES:
+            self.position_exits.labels(reason=rule.id)
         self.stage_seconds = Histogram(
             "defiagent_stage_seconds",
             "Time spent per pipeline stage",

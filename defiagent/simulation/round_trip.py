@@ -302,14 +302,19 @@ class _Pinned:
     """Hold the fork at one block for the whole probe: sync once (as the simulator would),
     then simulate without syncing, under the fork's lock (the follower cannot move it)."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Simulator, outcomes: Sequence[SimulationOutcome] | None = None) -> None:
         self.sim = sim
         self.saved = sim.sync
+        # The block the plan itself was simulated at: when the fork is still there, the
+        # probe runs on it too (same block as the plan, and no head check on the send path).
+        blocks = {o.block_number for o in outcomes or ()}
+        self.plan_block = blocks.pop() if len(blocks) == 1 else None
 
     def __enter__(self) -> int:
         self.sim.fork.lock.acquire()
         try:
-            if self.sim.sync:
+            at_plan = self.plan_block is not None and self.sim.fork.block_number == self.plan_block
+            if self.sim.sync and not at_plan:
                 self.sim.fork.sync()
             self.sim.sync = False
             block = self.sim.fork.block_number
@@ -430,7 +435,7 @@ def _probe_swap(
         "fees_bps": round(10_000 * (1 - (997 / 1000) ** (2 * hops)), 2),
     }
     name = _symbol(sim, token_out)
-    with _Pinned(sim) as block:
+    with _Pinned(sim, buy_outcomes) as block:
         fields["block_number"] = block
         tag = hex(block)
         buys = _buy_outcomes(sim, buy_calls, buy_outcomes, block)
@@ -621,7 +626,7 @@ def _probe_liquidity(
     pair: str | None,
 ) -> RoundTrip:
     fields: dict[str, Any] = {"path": [a, b], "router": router, "fees_bps": 0.0}
-    with _Pinned(sim) as block:
+    with _Pinned(sim, buy_outcomes) as block:
         tag = hex(block)
         fields["block_number"] = block
         pair = to_checksum_address(pair) if pair else _pairs(sim.fork, tag, router, [a, b])[0]
