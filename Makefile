@@ -22,6 +22,7 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff check --fix .
@@ -34,4 +35,4 @@ doctor: setup
 	@exec $(VENV)/bin/defiagent doctor
 
 clean:
-	rm -rf $(VENV) scripts/toolchain/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) scripts/toolchain/node_modules .pytest_cache .ruff_cache .mypy_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -79,6 +80,10 @@ class ChainlinkFeed(Section):
 ReferenceKind = Literal["twap", "chainlink", "http"]
 
 
+def _twap_only() -> list[ReferenceKind]:  # a function, so mypy sees the Literal list
+    return ["twap"]
+
+
 class MarketConfig(Section):
     pools: list[Address] = Field(
         default_factory=list, description="pairs to watch; empty = every allowlisted pool"
@@ -90,7 +95,7 @@ class MarketConfig(Section):
         default=None, description="the token values, caps and losses are measured in"
     )
     references: list[ReferenceKind] = Field(
-        default_factory=lambda: ["twap"],
+        default_factory=_twap_only,
         description="sources checked against each pool's spot price (docs/price-sanity.md)",
     )
     min_sources: int = Field(
@@ -161,8 +166,8 @@ class AgentConfig(BaseSettings):
     strategies: list[StrategyConfig] = Field(
         default_factory=list, description="several strategies side by side (replaces strategy)"
     )
-    guard: GuardSection = Field(default_factory=GuardSection)  # type: ignore[valid-type]
-    risk: RiskSection = Field(default_factory=RiskSection)  # type: ignore[valid-type]
+    guard: GuardSection = Field(default_factory=GuardSection)
+    risk: RiskSection = Field(default_factory=RiskSection)
     fees: FeePolicy = Field(default_factory=FeePolicy)
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -185,8 +190,13 @@ class AgentConfig(BaseSettings):
     @field_validator("rpc_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (a bad port raises here)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. https://rpc.example")
         return value
 
     @field_validator("rpc_urls")
@@ -297,10 +307,14 @@ def load_config(path: Path | str) -> AgentConfig:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"the config file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"the config file {path} is a folder, not a TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not TOML: it is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from exc
     except OSError as exc:
-        raise ConfigError(f"the config file {path} cannot be read: {exc}") from exc
+        raise ConfigError(f"the config file {path} cannot be read: {exc.strerror or exc}") from exc
     cfg = parse_config(data, source=str(path)).resolved(path.parent.resolve())
     cfg._source = path.resolve()
     return cfg

@@ -7,17 +7,35 @@ from typing import Annotated
 from eth_utils import is_address, is_checksum_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from defiagent.errors import ConfigError
+
 UINT256_MAX = 2**256 - 1
 
 
 def _checksum(value: str) -> str:
     if not isinstance(value, str) or not is_address(value):
-        raise ValueError(f"{value!r} is not an Ethereum address")
+        hint = "0x and 40 hex digits"
+        if isinstance(value, str) and value.lower().endswith(".eth"):
+            hint += "; ENS names are not resolved"
+        raise ValueError(f"{value!r} is not an Ethereum address ({hint})")
     digits = value[2:]
     # Mixed case is a claimed EIP-55 checksum: a wrong one is a typo, never normalised.
     if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
         raise ValueError(f"{value!r} has a wrong EIP-55 checksum")
     return to_checksum_address(value)
+
+
+checksum_address = _checksum  # for validators outside the Address type (ValueError)
+
+
+def parse_address(value: str, what: str) -> str:
+    """An address a person typed (an argument, an option), checksummed; a ConfigError naming
+    `what` otherwise. Held to the same rule as every model: a wrong EIP-55 checksum is a
+    typo, refused, never normalised (eth_utils' is_address alone would accept it)."""
+    try:
+        return _checksum(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def _hex32(value: str) -> str:

@@ -18,7 +18,7 @@ from defiagent.errors import ConfigError, DefiagentError, InfraError, Refused
 
 def load_allowlist(root: Path, chain_id: int) -> ActiveAllowlist:
     try:
-        from defiagent.allowlist.store import load_active_allowlist  # type: ignore[import-not-found]
+        from defiagent.allowlist.store import load_active_allowlist
     except ImportError as exc:
         raise ConfigError(
             "the allowlist verifier (defiagent.allowlist.store) is not available, "

@@ -20,8 +20,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from eth_typing import ChecksumAddress
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 
@@ -113,7 +114,7 @@ def _balances(w3: Web3, market: DemoMarket, who: str) -> dict[str, float]:
 
     reader = ChainReader(w3)
     return {
-        "ETH": w3.eth.get_balance(who) / UNIT,
+        "ETH": w3.eth.get_balance(cast(ChecksumAddress, who)) / UNIT,  # web3 checks it
         "DUSD": reader.balance_of(market.dusd, who) / UNIT,
         "DTKN": reader.balance_of(market.dtkn, who) / UNIT,
     }
@@ -169,6 +170,7 @@ def run_demo(
         # The runtime loads and verifies the allowlist folder itself, as `defiagent run` does.
         with AgentRuntime(cfg, signer=signer, mode="demo") as runtime:
             emit("explain", runtime.explanations)
+            assert runtime.agent is not None  # made on entering the runtime
             runtime.agent.warm_up()
             switch_before = _read(kill_switch_file)
             for _ in range(ticks):

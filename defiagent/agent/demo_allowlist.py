@@ -15,9 +15,11 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import tomli_w
 from eth_account import Account
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from defiagent.agent import scopes
@@ -123,6 +125,7 @@ def build_demo_allowlist(
     reviewers = [Account.create(), Account.create()]
     auditor = Account.create()
     _write_trust_roots(root, reviewers, auditor)
+    assert d.pair is not None  # deploy_market made the pool
     contracts = [
         (d.router, "UniswapV2Router02", Role.ROUTER, "router", scopes.router_functions()),
         (d.factory, "UniswapV2Factory", Role.FACTORY, "factory", []),
@@ -134,7 +137,9 @@ def build_demo_allowlist(
     ]
     for address, name, role, sources, functions in contracts:
         step(f"vetting {name}")
-        codehash = "0x" + Web3.keccak(w3.eth.get_code(address)).hex().removeprefix("0x")
+        # cast: an Address is checksummed by its validator
+        code = w3.eth.get_code(cast(ChecksumAddress, address))
+        codehash = "0x" + Web3.keccak(code).hex().removeprefix("0x")
         proposal = propose_entry(
             root,
             address,

@@ -1,9 +1,12 @@
 """The demo's agent signer, with any of the three backends.
 
 keystore: a throwaway encrypted keystore, its password generated in memory.
-ledger:   an emulated Ledger (real secp256k1 key from a fresh mnemonic) served over TCP and
-          reached through ledgerblue's real TCP transport: the signer's APDU code is the
-          production code.
+ledger:   the real Ledger Ethereum app (1.9.17, Nano X) in Speculos, with a fresh throwaway
+          mnemonic, its blind-signing setting turned on through its settings menu, and an
+          auto-approver pressing the buttons; reached through ledgerblue's real TCP
+          transport, so the signer's APDU code is the production code. Needs what
+          scripts/bootstrap installs (.venv-speculos, qemu-user-static) and the app's ELF
+          from the source tree (tests/signing/fixtures/ledger/, or $DEFIAGENT_LEDGER_ELF).
 kms:      a local KMS (moto on loopback, DIGEST honoured) reached through real boto3 calls.
 Each yields the signer and the `[signer]` table a real deployment would write.
 """
@@ -31,7 +34,7 @@ def demo_signer(backend: str, workdir: Path) -> Iterator[tuple[Signer, dict[str,
     if backend == "keystore":
         yield _keystore(workdir)
     elif backend == "ledger":
-        with _ledger() as pair:
+        with _ledger(workdir) as pair:
             yield pair
     elif backend == "kms":
         with _kms() as pair:
@@ -56,20 +59,25 @@ def _keystore(workdir: Path) -> tuple[Signer, dict[str, Any]]:
 
 
 @contextmanager
-def _ledger() -> Iterator[tuple[Signer, dict[str, Any]]]:
-    from ledgerblue.commTCP import getDongle
+def _ledger(workdir: Path) -> Iterator[tuple[Signer, dict[str, Any]]]:
+    from eth_account.hdaccount import generate_mnemonic
+    from eth_account.types import Language
 
-    from defiagent.signing.testing.ledger_tcp import LedgerTcpEmulator
+    from defiagent.signing.testing.speculos import AutoApprover, Speculos
 
-    with LedgerTcpEmulator() as device:
-        cfg = LedgerSignerConfig(backend="ledger")
-        signer = build_signer(cfg, ledger_dongle=getDongle(device.host, device.port))
-        try:
-            yield signer, cfg.model_dump(mode="json", exclude_none=True)
-        finally:
-            close = getattr(signer, "close", None)
-            if close:
-                close()
+    # A throwaway seed for a throwaway chain: generated here, never written anywhere.
+    mnemonic = generate_mnemonic(12, Language.ENGLISH)
+    with Speculos(mnemonic, log_dir=workdir / "speculos") as device:
+        device.set_blind_signing(True)  # the agent's approvals and swaps are contract calls
+        with AutoApprover(device):
+            cfg = LedgerSignerConfig(backend="ledger")
+            signer = build_signer(cfg, ledger_dongle=device.dongle())
+            try:
+                yield signer, cfg.model_dump(mode="json", exclude_none=True)
+            finally:
+                close = getattr(signer, "close", None)
+                if close:
+                    close()
 
 
 @contextmanager

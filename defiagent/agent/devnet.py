@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
+from web3.types import RPCEndpoint, TxParams, Wei
 
 from defiagent.devchain import artifacts
 from defiagent.devchain.deploy import (
@@ -45,6 +47,7 @@ class DemoMarket(BaseModel):
 
     @property
     def pools(self) -> list[str]:
+        assert self.dex.pair is not None  # deploy_market made the pool
         return [self.dex.pair, self.weth_pair]
 
 
@@ -65,14 +68,15 @@ def deploy_market(
     """Uniswap V2 + DUSD/DTKN pool (1 DTKN = 0.5 DUSD) + WETH/DUSD pool (1 ETH = eth_price)."""
     dex = create_pool(w3, deploy_uniswap_v2(w3), dusd_liquidity, dtkn_liquidity)
     weth = contract(w3, artifacts.weth9(), dex.weth)
-    _wait(w3, weth.functions.deposit().transact({"from": dex.deployer, "value": weth_liquidity}))
+    deposit: TxParams = {"from": dex.deployer, "value": Wei(weth_liquidity)}
+    _wait(w3, weth.functions.deposit().transact(deposit))
     pair = add_liquidity(w3, dex, dex.weth, dex.token_a, weth_liquidity, weth_liquidity * eth_price)
     return DemoMarket(dex=dex, weth_pair=pair)
 
 
 def fund(w3: Web3, market: DemoMarket, to: str, *, eth: int, dusd: int = 0, dtkn: int = 0) -> None:
     d = market.dex
-    _wait(w3, w3.eth.send_transaction({"from": d.deployer, "to": to, "value": eth}))
+    _wait(w3, w3.eth.send_transaction({"from": d.deployer, "to": to, "value": Wei(eth)}))
     for token, amount in ((d.token_a, dusd), (d.token_b, dtkn)):
         if amount:
             erc20 = contract(w3, artifacts.demo_token(), token)
@@ -102,13 +106,15 @@ class MarketNoise:
         self.rng = random.Random(seed)  # noqa: S311 - simulated market noise, not security
         self.min_pct, self.max_pct = min_pct, max_pct
         self.block_time = block_time
-        self.trader = Web3.to_checksum_address(w3.eth.accounts[1])
+        accounts: Sequence[str] = w3.eth.accounts  # web3 types it as a 1-tuple
+        self.trader = Web3.to_checksum_address(accounts[1])
         d = market.dex
         fund(w3, market, self.trader, eth=UNIT, dusd=200_000 * UNIT, dtkn=400_000 * UNIT)
         for token in (d.token_a, d.token_b):
             erc20 = contract(w3, artifacts.demo_token(), token)
             _wait(w3, erc20.functions.approve(d.router, MAX_UINT).transact({"from": self.trader}))
         self.router = contract(w3, artifacts.uniswap_v2_router02(), d.router)
+        assert d.pair is not None  # deploy_market made the pool
         self.pair = contract(w3, artifacts.uniswap_v2_pair(), d.pair)
         self.anchor = self._price()
 
@@ -121,13 +127,13 @@ class MarketNoise:
         return dusd / dtkn if dtkn else 0.0
 
     def advance(self, seconds: int | None = None) -> None:
-        self.w3.provider.make_request("evm_increaseTime", [seconds or self.block_time])
-        self.w3.provider.make_request("evm_mine", [])
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds or self.block_time])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
 
     def step(self) -> str:
         """Advance time by one block time and make one random swap; returns what it did."""
         d = self.m.dex
-        self.w3.provider.make_request("evm_increaseTime", [self.block_time])
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [self.block_time])
         r0, r1, _ = self.pair.functions.getReserves().call()
         token0 = self.pair.functions.token0().call()
         reserves = {token0: r0, (d.token_b if token0 == d.token_a else d.token_a): r1}

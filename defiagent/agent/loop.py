@@ -175,7 +175,8 @@ class Agent:
                 return TickReport(tick=self.tick_no, skipped=str(exc))
             self._review_risk(market, base_ctx)
             reports: list[IntentReport] = []
-            state = [market, portfolio, base_ctx]
+            # [market, portfolio, ctx], replaced in place when an executed intent moves them
+            state: list[Any] = [market, portfolio, base_ctx]
 
             def run(strategy: str, intent: Any, exit: PlannedExit | None = None) -> bool:
                 """Handle one intent; False when the tick must stop (state unreadable)."""

@@ -168,7 +168,11 @@ def observe_code(
     beacon_reads = [
         e for e in entries if e.proxy is not None and e.proxy.kind == ProxyKind.EIP1967_BEACON
     ]
-    requests = [("eth_getStorageAt", [e.address, _SLOTS[e.proxy.kind], tag]) for e in slot_reads]
+    requests = [
+        ("eth_getStorageAt", [e.address, _SLOTS[e.proxy.kind], tag])
+        for e in slot_reads
+        if e.proxy is not None  # always: slot_reads are proxies (for the type checker)
+    ]
     requests += [("eth_getStorageAt", [e.address, EIP1967_BEACON, tag]) for e in beacon_reads]
     try:
         words = rpc.batch(requests) if requests else []

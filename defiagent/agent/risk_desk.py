@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from defiagent.guard.base import GuardContext, RiskState
 from defiagent.guard.guard import Guard
@@ -24,6 +25,8 @@ from defiagent.risk.positions import Position
 from defiagent.risk.trades import TradeLedger
 from defiagent.strategy.intents import SwapExactIn
 
+R = TypeVar("R")
+
 DAY = 86_400.0
 
 
@@ -34,7 +37,7 @@ class StrategyRisk:
     guard: Guard
     exits: list[ExitRule] = field(default_factory=list)
 
-    def rule(self, cls: type) -> object | None:
+    def rule(self, cls: type[R]) -> R | None:
         return next((r for r in self.guard.rules if isinstance(r, cls)), None)
 
     @property

@@ -20,6 +20,7 @@ from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
 from defiagent.agent.ports import CallExecutor, StrategyPort
 from defiagent.agent.risk_desk import StrategyRisk
+from defiagent.agent.state import load_points
 from defiagent.agent.state_dir import ensure_private_state_dir
 from defiagent.allowlist.models import ActiveAllowlist, Role
 from defiagent.chain.quorum import ProviderQuorum
@@ -44,6 +45,7 @@ from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.operator.limits import require_approved_limits
 from defiagent.risk.drift import DriftMonitor
+from defiagent.risk.trades import TradeLedger
 from defiagent.signing.base import Signer, set_alert_hook
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
@@ -116,6 +118,7 @@ class AgentRuntime:
         self._stack = contextlib.ExitStack()
         self.agent: Agent | None = None
         self.explanations: list[str] = []
+        self._journal: Journal | None = None  # opened by _read_state when we build the executor
 
     @property
     def audit_path(self) -> Path:
@@ -138,6 +141,7 @@ class AgentRuntime:
     def _start(self) -> None:
         cfg = self.cfg
         ensure_private_state_dir(cfg.state_dir)
+        self._read_state(cfg.state_dir)
         # The head's key: DEFIAGENT_AUDIT_HEAD_KEY (a reference) or a key file outside the
         # state dir; every command that writes the log reads it the same way.
         self.audit = self._stack.enter_context(AuditLog(self.audit_path))
@@ -146,9 +150,9 @@ class AgentRuntime:
         rpc = BatchRpcClient(self.rpc_url, timeout=cfg.simulation.rpc_timeout_seconds)
         self._stack.callback(rpc.close)
         try:
-            chain_id = int(rpc.call("eth_chainId"), 16)
+            chain_id = rpc.call_int("eth_chainId")
         except RpcError as exc:
-            raise InfraError(f"the RPC does not answer: {exc}") from exc
+            raise InfraError(f"the RPC does not work: {exc}") from exc
         if chain_id != cfg.chain_id:
             raise ConfigError(
                 f"config field chain_id is {cfg.chain_id} but the RPC is on chain {chain_id}"
@@ -290,6 +294,17 @@ class AgentRuntime:
             },
         )
 
+    def _read_state(self, state_dir: Path) -> None:
+        """The journal and the files the limits count from (Agent's spend, portfolio and
+        trades files), read whole before anything starts: a damaged one refuses the start
+        here, before the RPC, the signer or a strategy is touched. Never skipped, never
+        made anew."""
+        if self._executor is None:
+            self._journal = self._stack.enter_context(Journal(state_dir / JOURNAL_FILE))
+        load_points(state_dir / "spend.jsonl")
+        load_points(state_dir / "portfolio.jsonl")
+        TradeLedger(state_dir / "trades.jsonl")
+
     def _quorum(self) -> ProviderQuorum | None:
         cfg = self.cfg
         if not cfg.rpc_urls or self.rpc_url != cfg.rpc_url:  # dry-run: one fork, no quorum
@@ -376,9 +391,9 @@ class AgentRuntime:
         """One drift monitor per strategy whose config declares a mandate."""
         configs = {sc.name: sc for sc in self.cfg.strategy_configs()}
         return {
-            s.name: DriftMonitor(configs[s.name].mandate, strategies=[s.name])
+            s.name: DriftMonitor(mandate, strategies=[s.name])
             for s in strategies
-            if s.name in configs and configs[s.name].mandate is not None
+            if s.name in configs and (mandate := configs[s.name].mandate) is not None
         }
 
     def _watch_signatures(self, agent_address: str) -> None:
@@ -403,8 +418,8 @@ class AgentRuntime:
 
     def _build_executor(self, signer: Signer) -> CallExecutor:
         cfg = self.cfg
-        journal = Journal(cfg.state_dir / JOURNAL_FILE)
-        self._stack.callback(journal.close)
+        journal = self._journal  # opened and checked at start (_read_state)
+        assert journal is not None
         executor = Executor(
             self.rpc_url,
             signer,

@@ -9,9 +9,9 @@ and deadline rules read. The roles are generated from these contracts' argument 
 
 from __future__ import annotations
 
+from defiagent.abi_signature import parse_signature
 from defiagent.allowlist.models import AllowedFunction, ArgConstraint, ConstraintKind
 from defiagent.execution import planner
-from defiagent.guard.calldata import parse_signature
 from defiagent.guard.conventions import conventional_roles
 
 

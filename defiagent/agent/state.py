@@ -7,9 +7,13 @@ reset the window a value cap counts over.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
+
+from defiagent.errors import Refused
 
 
 class RateWindow:
@@ -28,17 +32,42 @@ class RateWindow:
         return len(events)
 
 
+def state_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a JSON-lines state file."""
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            raise damaged_line(path, number, what, "it is not UTF-8 text") from None
+        if line.strip():
+            yield number, line
+
+
+def damaged_line(path: Path, number: int, what: str, why: str) -> Refused:
+    """The agent does not start on a state file it cannot read whole: skipping a line would
+    forget a spend, a loss or a trade, and loosen the limits counted from it."""
+    return Refused(
+        f"line {number} of {path} is not a {what} record ({why}), and the agent does not "
+        "start without all of them",
+        remedy="fix or delete that line by hand, then start again; a crash can leave a torn "
+        "last line",
+    )
+
+
 def load_points(path: Path | None) -> list[tuple[float, float]]:
-    """(time, value) pairs from a JSON-lines file; unreadable lines are skipped."""
+    """(time, value) pairs from a JSON-lines file; a line that is not one is Refused."""
     if path is None or not path.is_file():
         return []
     points = []
-    for line in path.read_text().splitlines():
+    for number, line in state_lines(path, path.stem):
         try:
             t, v = json.loads(line)
-            points.append((float(t), float(v)))
+            point = (float(t), float(v))
         except (ValueError, TypeError):
-            continue
+            raise damaged_line(path, number, path.stem, "not a [time, value] pair") from None
+        if not all(map(math.isfinite, point)):
+            raise damaged_line(path, number, path.stem, "not finite numbers")
+        points.append(point)
     return points
 
 

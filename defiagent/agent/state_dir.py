@@ -12,8 +12,24 @@ import os
 import stat
 from pathlib import Path
 
-from defiagent.errors import InfraError, Refused
+from defiagent.errors import ConfigError, InfraError, Refused
 from defiagent.operator.files import check_private
+
+
+def not_a_folder(path: Path) -> ConfigError:
+    return ConfigError(
+        f"the state dir {path} is a file, not a folder",
+        remedy="give the agent's state dir: state_dir in agent.toml, or --state-dir",
+    )
+
+
+def existing_state_dir(path: Path) -> Path:
+    """A state dir a command reads (status, report): it may not exist yet, but a file in
+    its place is a mistyped path, never read as an empty state dir."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise not_a_folder(path)
+    return path
 
 
 def ensure_private_state_dir(path: Path) -> None:
@@ -33,7 +49,7 @@ def ensure_private_state_dir(path: Path) -> None:
     except OSError as exc:
         raise InfraError(f"the state dir {path} cannot be read: {exc}") from exc
     if not stat.S_ISDIR(info.st_mode):
-        raise Refused(f"the state dir {path} is not a directory")
+        raise not_a_folder(path)
     if info.st_uid != os.getuid():
         raise Refused(
             f"the state dir {path} belongs to another user (uid {info.st_uid})",

@@ -82,6 +82,7 @@ def build_trade(
         None,
     )
     if pool is not None and getattr(intent, "kind", "") == "swap-exact-in" and amount_in:
+        assert token_in is not None  # a pool was found for it
         quoted = pool.amount_out(token_in, amount_in)
         if quoted:
             slippage = (quoted - amount_out) / quoted * 10_000

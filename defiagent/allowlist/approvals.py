@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from defiagent.allowlist.models import AllowlistEntry, Approval
 from defiagent.allowlist.reviewers import Reviewers
@@ -45,7 +46,7 @@ def approval_problems(entry: AllowlistEntry, reviewers: Reviewers) -> tuple[list
 
 
 def sign_approval(
-    entry: AllowlistEntry, signer, reviewers: Reviewers, *, now: datetime | None = None
+    entry: AllowlistEntry, signer: Any, reviewers: Reviewers, *, now: datetime | None = None
 ) -> Approval:
     address = signer_address(signer)
     if reviewers.get(address) is None:

@@ -11,6 +11,7 @@ they follow the ABI's names too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from eth_utils import keccak
 
@@ -98,7 +99,7 @@ def role_problems(signature: str, roles: dict[str, ArgRole], types: dict[str, st
     return problems
 
 
-def abi_signatures(abi: list) -> dict[str, str]:
+def abi_signatures(abi: list[dict[str, Any]]) -> dict[str, str]:
     """selector -> signature with argument names, for every function in an ABI."""
     out = {}
     for item in abi or []:
@@ -112,8 +113,8 @@ def abi_signatures(abi: list) -> dict[str, str]:
     return out
 
 
-def _abi_type(inp: dict) -> str:
-    typ = inp["type"]
+def _abi_type(inp: dict[str, Any]) -> str:
+    typ: str = inp["type"]
     if typ.startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in inp.get("components") or [])
         return f"({inner}){typ[len('tuple') :]}"
@@ -189,7 +190,7 @@ DEFAULTS: dict[Role, tuple[_Default, ...]] = {
 
 
 def default_functions(
-    role: Role, *, abi: list | None = None, max_approve: int | None = None
+    role: Role, *, abi: list[dict[str, Any]] | None = None, max_approve: int | None = None
 ) -> tuple[list[AllowedFunction], list[str]]:
     """Default allowed functions for a role, named from the ABI; and notes for the reviewer."""
     known = abi_signatures(abi) if abi else {}

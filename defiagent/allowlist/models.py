@@ -8,11 +8,19 @@ functions[].signature, functions[].constraints, functions[].roles, allowed_calle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from defiagent.types import Address, Hash32, Selector
 
@@ -210,14 +218,14 @@ class AllowedFunction(Strict):
     def model_post_init(self, context: object, /) -> None:
         self._arg_roles = dict(self.roles) if self.roles else _conventional_roles(self.signature)
 
-    def model_copy(self, *, update=None, deep: bool = False):
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copy = super().model_copy(update=update, deep=deep)
         if update:  # the signature or roles may have changed: derive again
             copy.model_post_init(None)
         return copy
 
     @model_serializer(mode="wrap")
-    def _omit_empty_roles(self, handler):
+    def _omit_empty_roles(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if not self.roles and isinstance(data, dict):
             data.pop("roles", None)

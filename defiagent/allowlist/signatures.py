@@ -157,9 +157,10 @@ def audit_typed_data(record: AuditRecord) -> dict[str, Any]:
 def recover_typed(typed_data: dict[str, Any], signature: str | bytes) -> str | None:
     """The address that signed `typed_data`, or None if the signature is malformed."""
     try:
-        return Account.recover_message(
+        address: str = Account.recover_message(
             encode_typed_data(full_message=typed_data), signature=signature
         )
+        return address
     except Exception:  # malformed signature bytes: not a signature by anyone
         return None
 

@@ -19,9 +19,10 @@ from eth_utils import is_address, to_checksum_address
 
 from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry
 from defiagent.allowlist.policy import Policy, load_policy
-from defiagent.allowlist.reviewers import Reviewers, load_reviewers
+from defiagent.allowlist.reviewers import REVIEWERS_FILE, Reviewers, load_reviewers
 from defiagent.allowlist.tomlio import read_entry, write_entry
 from defiagent.errors import ConfigError, DefiagentError, Refused
+from defiagent.types import parse_address
 
 ROOT_ENV = "DEFIAGENT_ALLOWLIST_DIR"
 DEFAULT_ROOT = "contracts_allowlist"
@@ -58,18 +59,46 @@ def structure_problems(path: Path, entry: AllowlistEntry) -> list[str]:
     return problems
 
 
+def require_root(root: Path, *, writes: bool = False) -> Path:
+    """The allowlist folder, which must exist; before anything is written into it, it must
+    hold reviewers.toml. Nothing creates a new allowlist root implicitly: a mistyped
+    --allowlist or DEFIAGENT_ALLOWLIST_DIR is refused instead of starting an empty one."""
+    root = Path(root)
+    fix = f"or fix --allowlist / {ROOT_ENV}"
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ConfigError(
+            f"the allowlist folder {root} {what}; create it with its {REVIEWERS_FILE} "
+            f"(docs/allowlist.md) {fix}"
+        )
+    if writes and not (root / REVIEWERS_FILE).is_file():
+        raise ConfigError(
+            f"the allowlist folder {root} has no {REVIEWERS_FILE}, so nothing proposed there "
+            f"could be approved; write {REVIEWERS_FILE} there first (docs/allowlist.md) {fix}"
+        )
+    return root
+
+
 def resolve_entry(root: Path, ref: str, chain_id: int | None = None) -> Path:
     """An entry by path, or by address (searching every chain unless one is given)."""
     candidate = Path(ref)
     if candidate.suffix == ".toml" and candidate.is_file():
         return candidate
-    if is_address(ref):
+    if is_address(ref):  # eth_utils' test: a wrong EIP-55 checksum still passes it
+        ref = parse_address(ref, "ENTRY")
         hits = [p for p in iter_entry_paths(root, chain_id) if p.stem.lower() == ref.lower()]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
             raise ConfigError(f"{ref} has entries on several chains: give --chain-id or the path")
-    raise ConfigError(f"no allowlist entry {ref} under {root}")
+        raise ConfigError(f"no allowlist entry {ref} under {root}")
+    if candidate.suffix == ".toml":
+        raise ConfigError(f"the entry file {ref} does not exist")
+    hint = "; ENS names are not resolved" if ref.lower().endswith(".eth") else ""
+    raise ConfigError(
+        f"ENTRY {ref!r} is neither an Ethereum address (0x and 40 hex digits{hint}) "
+        "nor an entry file"
+    )
 
 
 @dataclass

@@ -59,7 +59,7 @@ def write_model(path: Path, model: BaseModel, header: str = "") -> None:
     tmp.replace(path)  # atomic: a reader never sees half an entry
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError as exc:

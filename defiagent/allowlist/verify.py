@@ -33,7 +33,7 @@ class EntryVerdict(BaseModel):
     checked_on_chain: bool = False
     outcomes: list[Outcome]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
     @property
     def passed(self) -> bool:
         return not any(o.status == "fail" for o in self.outcomes)
@@ -48,7 +48,7 @@ class VerifyReport(BaseModel):
     problems: list[str] = []  # problems with the allowlist as a whole
     entries: list[EntryVerdict] = []
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
     @property
     def passed(self) -> bool:
         return not self.problems and all(e.passed for e in self.entries)
@@ -201,7 +201,7 @@ def verify_allowlist(
                 f"{'chain' if len(chains) == 1 else 'chains'} {', '.join(map(str, chains))}, "
                 f"so {'its' if n == 1 else 'their'} code was not checked on chain"
             )
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple[int | None, str | None], str] = {}
     for v in verdicts:
         key = (v.chain_id, v.address)
         if v.address and key in seen:

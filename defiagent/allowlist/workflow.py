@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak, to_checksum_address
 
@@ -41,6 +41,9 @@ from defiagent.vetting.slither_gate import findings as slither_findings
 from defiagent.vetting.slither_gate import summary
 from defiagent.vetting.sourcify import SourcifyClient
 from defiagent.vetting.vet import VetReport, vet_address
+
+if TYPE_CHECKING:
+    from defiagent.simulation.round_trip import RoundTrip
 
 DEFAULT_APPROVE_TOKENS = 10**6  # default approve cap, in whole tokens: the reviewer edits it
 
@@ -91,7 +94,8 @@ def sidecar(path: Path, kind: str) -> Path:
 def _token_cap(reader: ChainReader, address: str) -> int:
     answer = reader.call(address, keccak(text="decimals()")[:4])
     decimals = int.from_bytes(answer[:32], "big") if answer and len(answer) >= 32 else 18
-    return DEFAULT_APPROVE_TOKENS * 10 ** min(decimals, 36)
+    cap: int = DEFAULT_APPROVE_TOKENS * 10 ** min(decimals, 36)  # int ** int is Any to mypy
+    return cap
 
 
 def propose_entry(
@@ -147,7 +151,8 @@ def propose_entry(
     existing = entry_path(root, reader.chain_id, address) if not replace else None
     if existing is not None and existing.is_file() and read_entry(existing).approvals:
         raise ConfigError(
-            f"{existing} already exists with approvals: revoke it, or pass replace=True"
+            f"{existing} already exists with approvals: revoke it, or propose again with "
+            "--replace (which voids them)"
         )
     policy = policy or load_policy(root)
     if reviewers is None:
@@ -247,7 +252,9 @@ def round_trip_rule() -> str:
     return RoundTripSellable.id
 
 
-def _probe(reader: ChainReader, token: str, pool: str, router: str, max_loss_bps: int | None):
+def _probe(
+    reader: ChainReader, token: str, pool: str, router: str, max_loss_bps: int | None
+) -> RoundTrip:
     """The round trip of `token` on a local fork of the reader's chain at the reader's block."""
     from defiagent.simulation.checks.round_trip_sellable import RoundTripConfig
     from defiagent.simulation.round_trip import probe_token
@@ -259,7 +266,9 @@ def _probe(reader: ChainReader, token: str, pool: str, router: str, max_loss_bps
     return probe_token(reader.url, token, pool, router, limit_bps=limit, block_number=block)
 
 
-def sign_triage(slither_id: str, check: str, codehash: str, reason: str, signer) -> TriagedFinding:
+def sign_triage(
+    slither_id: str, check: str, codehash: str, reason: str, signer: Any
+) -> TriagedFinding:
     """A reviewer's signed waiver of one Slither finding on one codehash."""
     if len(reason.strip()) < 10:
         raise ConfigError("a triage needs a written reason (at least 10 characters)")
@@ -275,7 +284,7 @@ def sign_triage(slither_id: str, check: str, codehash: str, reason: str, signer)
 
 
 def triage_finding(
-    path: Path, finding_id: str, reason: str, signer, *, root: Path | None = None
+    path: Path, finding_id: str, reason: str, signer: Any, *, root: Path | None = None
 ) -> TriagedFinding:
     """Waive one failing Slither finding of a proposed entry (voids its approvals)."""
     path = Path(path)
@@ -324,7 +333,7 @@ def attach_audit(path: Path, audit: AuditRecord | Path) -> AllowlistEntry:
 
 def approve_entry(
     path: Path,
-    signer,
+    signer: Any,
     *,
     root: Path | None = None,
     now: datetime | None = None,

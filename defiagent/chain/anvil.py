@@ -20,6 +20,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from typing import IO
 
 from defiagent.chain.forwarder import (
     RpcForwarder,
@@ -71,7 +72,7 @@ class Anvil:
         self._log_dir = Path(log_dir) if log_dir else None
         self.log_path: Path | None = None
         self._proc: subprocess.Popen | None = None
-        self._log_file = None
+        self._log_file: IO[bytes] | None = None
 
     @property
     def url(self) -> str:

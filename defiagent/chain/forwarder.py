@@ -222,16 +222,23 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look the host name up (getfqdn): not needed here.
         TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self._bound
 
-    def verify_request(self, request, client_address) -> bool:  # type: ignore[override]
+    @property
+    def _bound(self) -> tuple[str, int]:
+        """(host, port) it listens on: once bound, getsockname()'s, with a str host."""
+        host, port = self.server_address[:2]
+        assert isinstance(host, str)
+        return host, port
+
+    def verify_request(self, request, client_address) -> bool:
         fw = self.forwarder
-        if fw.same_user_only and not _same_user(client_address, self.server_address[:2]):
+        if fw.same_user_only and not _same_user(client_address, self._bound):
             fw.refused_peers += 1
             return False
         return True
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[override]
+    def process_request(self, request, client_address) -> None:
         if not self.forwarder._slots.acquire(blocking=False):  # too many connections
             self.shutdown_request(request)
             return
@@ -241,13 +248,13 @@ class _Server(ThreadingHTTPServer):
             self.forwarder._slots.release()
             raise
 
-    def process_request_thread(self, request, client_address) -> None:  # type: ignore[override]
+    def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
             self.forwarder._slots.release()
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+    def handle_error(self, request, client_address) -> None:
         return  # the default prints a traceback to stderr; nothing is ever printed here
 
 

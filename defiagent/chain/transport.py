@@ -22,6 +22,10 @@ class TransportError(Exception):
     """The server could not be reached, or did not answer with JSON."""
 
 
+class NotJson(TransportError):
+    """The server answered, with something that is not JSON (an HTML error page, bytes)."""
+
+
 class HttpTransport:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         parts = urlsplit(url)
@@ -66,8 +70,9 @@ class HttpTransport:
                     raise TransportError(f"HTTP {response.status} {response.reason}")
                 try:
                     return json.loads(data)
-                except ValueError as exc:
-                    raise TransportError("the answer is not JSON") from exc
+                except ValueError as exc:  # UnicodeDecodeError included: bytes, not text
+                    kind = response.getheader("Content-Type") or "no content type"
+                    raise NotJson(f"it is not JSON ({kind}, starting {data[:24]!r})") from exc
         raise TransportError("unreachable")  # pragma: no cover
 
     def close_locked(self) -> None:

@@ -35,7 +35,7 @@ def print_tick(console: Console, t: TickReport, *, flood_threshold: int = 6) -> 
     console.print(
         f"[bold]tick {t.tick}[/] block {t.block}  value {value}  {prices}", highlight=False
     )
-    by_rule = Counter()
+    by_rule: Counter[str] = Counter()
     shown = 0
     for i in t.intents:
         if i.status == "refused" and shown >= flood_threshold:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from defiagent.cli.output import console, emit
+from defiagent.cli.output import console, emit, plain
 from defiagent.cli.vet import ALLOWLIST_OPT, print_outcomes, settings_from_options
 from defiagent.errors import ConfigError
 
@@ -24,10 +25,29 @@ PASSWORD_ENV_OPT = typer.Option(
 )
 
 
-def _root(allowlist: Path | None) -> Path:
-    from defiagent.allowlist.store import default_root
+def _root(allowlist: Path | None, *, writes: bool = False) -> Path:
+    """--allowlist (else $DEFIAGENT_ALLOWLIST_DIR, else ./contracts_allowlist), which must
+    exist: a mistyped one is refused, never created."""
+    from defiagent.allowlist.store import default_root, require_root
 
-    return Path(allowlist) if allowlist else default_root()
+    return require_root(Path(allowlist) if allowlist else default_root(), writes=writes)
+
+
+def _max_approve(value: str | None) -> int | None:
+    """--max-approve: base units, decimal or 0x-hex, 0 to 2**256-1."""
+    from defiagent.types import UINT256_MAX
+
+    if value is None:
+        return None
+    try:
+        amount = int(value.strip().replace("_", ""), 0)
+    except ValueError:
+        raise ConfigError(
+            f"--max-approve {value!r} is not a whole number of base units (e.g. 1000000000000000000)"
+        ) from None
+    if not 0 <= amount <= UINT256_MAX:
+        raise ConfigError(f"--max-approve {value} is outside 0 to 2**256-1 (a uint256)")
+    return amount
 
 
 def _signer(key: Path, password_env: str | None):
@@ -85,13 +105,13 @@ def propose(
     no_optimizer: bool = typer.Option(False, "--no-optimizer"),
     evm_version: str = typer.Option(None, "--evm-version"),
     replace: bool = typer.Option(False, "--replace", help="Replace an entry that has approvals."),
-    probe_pool: str = typer.Option(
+    probe_pool: str | None = typer.Option(
         None,
         "--probe-pool",
         help="Token role: a Uniswap V2 pair holding the token. Buy it there and sell it back on "
         "a local fork of the chain (honeypot probe, check round-trip-sellable); exit 1 if it fails.",
     ),
-    probe_router: str = typer.Option(
+    probe_router: str | None = typer.Option(
         None, "--probe-router", help="The Router02 the probe buys and sells through."
     ),
     probe_max_loss_bps: int = typer.Option(
@@ -111,8 +131,16 @@ def propose(
     """
     from defiagent.allowlist.models import Role
     from defiagent.allowlist.workflow import load_triage_file, propose_entry
+    from defiagent.types import parse_address
     from defiagent.vetting.sourcify import SourcifyClient
 
+    # Every argument is checked before the RPC is asked anything.
+    address = parse_address(address, "ADDRESS")
+    callee = [parse_address(c, "--callee") for c in callee]
+    probe_pool = parse_address(probe_pool, "--probe-pool") if probe_pool else None
+    probe_router = parse_address(probe_router, "--probe-router") if probe_router else None
+    cap = _max_approve(max_approve)
+    settings = settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version)
     try:
         role_value = Role(role)
     except ValueError as exc:
@@ -120,7 +148,7 @@ def propose(
             f"unknown role {role!r}: one of {', '.join(r.value for r in Role)}"
         ) from exc
     proposal = propose_entry(
-        _root(allowlist),
+        _root(allowlist, writes=True),
         address,
         rpc=rpc_url,
         name=name,
@@ -129,16 +157,20 @@ def propose(
         sourcify=SourcifyClient(sourcify_url) if sourcify_url else None,
         audits=list(audit),
         triage=[t for p in triage for t in load_triage_file(p)],
-        max_approve=int(max_approve, 0) if max_approve else None,
+        max_approve=cap,
         allowed_callees=callee,
-        settings=settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version),
+        settings=settings,
         replace=replace,
         probe_pool=probe_pool,
         probe_router=probe_router,
         probe_max_loss_bps=probe_max_loss_bps,
     )
+    slither = proposal.entry.slither
+    waived = {t.slither_id for t in slither.triaged} if slither else set()
+    findings = [f for f in (slither.failing if slither else []) if f not in waived]
+    failed = not proposal.passed or proposal.probe_failed
     data = {
-        "ok": not proposal.probe_failed,
+        "ok": not failed,
         "entry": str(proposal.entry_path),
         "review_report": str(proposal.report_path),
         "slither_result": str(proposal.slither_path) if proposal.slither_path else None,
@@ -146,25 +178,34 @@ def propose(
         "report": proposal.report,
         "notes": proposal.notes,
         "round_trip": proposal.round_trip,
+        "untriaged_findings": findings,  # the ids `allowlist triage ENTRY FINDING` takes
     }
 
     def human() -> None:
         print_outcomes(
             f"proposal {proposal.entry.name}", proposal.report.outcomes, passed=proposal.passed
         )
-        console.print(f"entry:  {proposal.entry_path}\nreport: {proposal.report_path}")
+        console.print(
+            f"entry:  {plain(proposal.entry_path)}\nreport: {plain(proposal.report_path)}",
+            highlight=False,
+        )
         if proposal.probe_failed:
-            from rich.markup import escape
-
-            reason = escape(proposal.round_trip.reason)  # a token's revert text is untrusted
+            reason = plain(proposal.round_trip.reason)  # a token's revert text is untrusted
             console.print(f"[bold red]FAIL[/] round-trip-sellable: {reason}", highlight=False)
+        for finding in findings:
+            console.print(
+                f"[bold red]FAIL[/] Slither finding {finding[:12]}: fix it, or waive it with "
+                f"`defiagent allowlist triage {proposal.entry.address} {finding[:12]} "
+                "--reason TEXT --key KEYSTORE`",
+                highlight=False,
+            )
         if not proposal.passed:
             console.print(
                 "[yellow]fix, attach or triage what fails before anyone can approve it[/]"
             )
 
     emit(data, as_json=as_json, human=human)
-    if proposal.probe_failed:
+    if failed:  # the entry is written all the same, for the review to go on
         raise typer.Exit(1)
 
 
@@ -188,7 +229,8 @@ def triage(
         {"ok": True, "entry": str(path), "triage": record},
         as_json=as_json,
         human=lambda: console.print(
-            f"triaged {record.check} {record.slither_id[:12]} in {path.name}"
+            f"triaged {plain(record.check)} {record.slither_id[:12]} in {plain(path.name)}",
+            highlight=False,
         ),
     )
 
@@ -238,7 +280,7 @@ def approve(
 
     def human() -> None:
         for d in result.dropped:
-            console.print(f"[yellow]dropped approval {d}[/]")
+            console.print(f"[yellow]dropped approval {plain(d)}[/]", highlight=False)
         state = "[green]active[/]" if result.active else "pending more approvals"
         console.print(
             f"approved by {result.reviewer}: {len(result.valid)}/{result.threshold}, {state}"
@@ -269,7 +311,7 @@ def verify(
 
     def human() -> None:
         for p in report.problems:
-            console.print(f"[bold red]FAIL[/] {p}")
+            console.print(f"[bold red]FAIL[/] {plain(p)}", highlight=False)
         for e in report.entries:
             title = f"{e.name or '?'} {e.address or ''} ({Path(e.path).name})"
             print_outcomes(title, e.outcomes, passed=e.passed)
@@ -333,7 +375,7 @@ def list_entries(
         reviewers = load_reviewers(root)
     except ConfigError:
         reviewers = None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in iter_entry_paths(root, chain_id):
         status, why = _status(path, root, reviewers, policy)
         try:
@@ -353,18 +395,18 @@ def list_entries(
         )
 
     def human() -> None:
-        table = Table(title=f"allowlist {root}")
+        table = Table(title=f"allowlist {plain(root)}")
         for col in ("chain", "address", "name", "role", "status", "why"):
             table.add_column(col, overflow="fold")
         style = {"active": "green", "pending": "yellow", "invalid": "bold red", "revoked": "dim"}
         for r in rows:
             table.add_row(
-                str(r["chain_id"]),
-                str(r["address"]),
-                str(r["name"]),
-                str(r["role"]),
+                plain(r["chain_id"]),
+                plain(r["address"]),
+                plain(r["name"]),
+                plain(r["role"]),
                 f"[{style[r['status']]}]{r['status']}[/]",
-                "; ".join(r["reasons"])[:200],
+                plain("; ".join(r["reasons"])[:200]),
             )
         console.print(table)
 
@@ -435,7 +477,8 @@ def revoke(
         {"ok": True, "entry": str(path), "revoked": True, "reason": updated.revoked_reason},
         as_json=as_json,
         human=lambda: console.print(
-            f"revoked {updated.name} ({path.name}): {updated.revoked_reason}"
+            plain(f"revoked {updated.name} ({path.name}): {updated.revoked_reason}"),
+            highlight=False,
         ),
     )
 
@@ -455,7 +498,9 @@ def attach_audit(
     emit(
         {"ok": True, "entry": str(path), "audits": len(updated.audits)},
         as_json=as_json,
-        human=lambda: console.print(f"{path.name}: {len(updated.audits)} audit record(s)"),
+        human=lambda: console.print(
+            plain(f"{path.name}: {len(updated.audits)} audit record(s)"), highlight=False
+        ),
     )
 
 
@@ -479,5 +524,7 @@ def sign_audit(
     emit(
         {"ok": True, "audit": str(audit), "auditor": signed.auditor.address},
         as_json=as_json,
-        human=lambda: console.print(f"signed {audit} as {signed.auditor.address}"),
+        human=lambda: console.print(
+            plain(f"signed {audit} as {signed.auditor.address}"), highlight=False
+        ),
     )

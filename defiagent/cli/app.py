@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import typer
 
 from defiagent import __version__
-from defiagent.cli.output import err_console, print_json
+from defiagent.cli.output import err_console, plain, print_json
 from defiagent.errors import DefiagentError
 
 app = typer.Typer(
@@ -32,11 +33,16 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        help="Show tracebacks for errors (before or after the command name); "
+        "the exit code stays the same.",
+    ),
 ) -> None:
     """defiagent: allowlisted contracts, fork simulation before every send, guarded strategies."""
-    if debug:
-        os.environ["DEFIAGENT_DEBUG"] = "1"
+    # --debug is taken out of argv by main() wherever it stands; the option is declared
+    # here for --help.
 
 
 # Command name -> (module, attribute, is a group). Modules are imported only when their
@@ -85,20 +91,26 @@ def _command_named_in(argv: list[str]) -> str | None:
     return None
 
 
-def _debug_requested(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("DEFIAGENT_DEBUG") == "1"
+def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """argv without --debug, and whether it was given: --debug is global, accepted before or
+    after the command name (`defiagent --debug run ...`, `defiagent run --debug ...`).
+    Nothing after a `--` is touched."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != "--debug"]
+    found = len(head) != end
+    return head + argv[end:], found or os.environ.get("DEFIAGENT_DEBUG") == "1"
 
 
 def _report(kind: str, message: str, code: int, as_json: bool) -> int:
-    err_console.print(f"[bold red]{kind}:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is text, never markup: "has no [signer] table" keeps its brackets.
+    err_console.print(f"[bold red]{kind}:[/] {plain(message)}", highlight=False, soft_wrap=True)
     if as_json:
         print_json({"ok": False, "error": {"kind": kind, "message": message, "exit_code": code}})
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(argv)
+    argv, debug = _take_debug(list(sys.argv[1:] if argv is None else argv))
     as_json = "--json" in argv
     wanted = _command_named_in(argv)
     register([wanted] if wanted else None)
@@ -111,20 +123,25 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return _report("aborted", "Interrupted.", 1, as_json)
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        if debug:
-            raise
+        _traceback(debug)
         return _report("usage", exc.format_message(), 2, as_json)
     except DefiagentError as exc:
-        if debug:
-            raise
+        _traceback(debug)
         return _report(exc.kind, str(exc), exc.exit_code, as_json)
     except KeyboardInterrupt:
         return _report("aborted", "Interrupted.", 1, as_json)
     except Exception as exc:
-        if debug:
-            raise
+        _traceback(debug)
         message = f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
         return _report("internal", message, 3, as_json)
+
+
+def _traceback(debug: bool) -> None:
+    """With --debug, the traceback of the error being handled goes to stderr first; the
+    sentence and the exit code that follow are the same as without it."""
+    if debug:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
 
 
 def run() -> None:

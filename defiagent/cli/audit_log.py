@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from defiagent.cli.output import console, emit, err_console, print_json
+from defiagent.cli.output import console, emit, err_console, plain, print_json
 from defiagent.errors import ConfigError, Refused
 from defiagent.monitoring.audit_log import HEAD_KEY_ENV, repair_audit_log, verify_audit_log
 
@@ -32,7 +32,7 @@ def _refuse(message: str, as_json: bool, document: dict | None = None) -> None:
         raise Refused(message)
     error = {"kind": "refused", "message": message, "exit_code": 1}
     print_json((document or {"ok": False}) | {"error": error})
-    err_console.print(f"[bold red]refused:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]refused:[/] {plain(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -54,6 +54,7 @@ def verify(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_
         )
         return
     problem = report.problem
+    assert problem is not None  # a log that does not verify names its problem
     where = f"is broken at line {problem.line}" if problem.line else "does not verify"
     hint = f"; `defiagent audit-log repair {file}` removes it" if report.repairable else ""
     message = (
@@ -77,7 +78,9 @@ def repair(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_
 
     def human() -> None:
         if not result.repaired:
-            console.print(f"[green]ok[/]: nothing to repair, {file} verifies")
+            console.print(
+                f"[green]ok[/]: nothing to repair, {plain(file)} verifies", highlight=False
+            )
             return
         console.print(
             f"[green]repaired[/]: removed a torn line {result.line} ({result.removed_bytes} "

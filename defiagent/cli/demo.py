@@ -111,11 +111,12 @@ def demo(
         console.print(f"metrics, as Prometheus scrapes them: {result.metrics_url}", highlight=False)
         for line in result.metrics:
             console.print(f"  [dim]{escape(line)}[/]", highlight=False)
-        verdict = (
-            f"[green]intact[/], {result.audit.records} records"
-            if result.audit.ok
-            else f"[red]BROKEN[/] at line {result.audit.problem.line}"
-        )
+        problem = result.audit.problem
+        if result.audit.ok:
+            verdict = f"[green]intact[/], {result.audit.records} records"
+        else:
+            assert problem is not None  # a log that does not verify names its problem
+            verdict = f"[red]BROKEN[/] at line {problem.line}"
         console.print(f"audit log: {result.audit_log} ({verdict})", highlight=False)
         console.print(
             f"verify it yourself: defiagent audit-log verify {result.audit_log}", highlight=False

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from defiagent.agent.runtime import AUDIT_FILE
-from defiagent.cli.output import console, emit
+from defiagent.cli.output import console, emit, plain
 from defiagent.config import DEFAULT_STATE_DIR, load_config
 from defiagent.errors import Refused
 from defiagent.monitoring.audit_log import AuditLog
@@ -26,20 +26,24 @@ JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 def _state_dir(config: Path | None, state_dir: Path | None) -> Path:
+    from defiagent.agent.state_dir import existing_state_dir
+
     if state_dir is not None:
-        return state_dir
+        return existing_state_dir(state_dir)
     if config is not None:
-        return load_config(config).state_dir
+        return existing_state_dir(load_config(config).state_dir)
     env = os.environ.get("DEFIAGENT_STATE_DIR")
-    return Path(env) if env else DEFAULT_STATE_DIR
+    return existing_state_dir(Path(env) if env else DEFAULT_STATE_DIR)
 
 
 def _show(status: KillSwitchStatus, as_json: bool) -> None:
     def human() -> None:
         word = "[bold red]ON[/]" if status.on else "[green]off[/]"
-        extra = f" ({status.reason})" if status.reason else ""
+        extra = f" ({plain(status.reason)})" if status.reason else ""
         when = f", since {status.changed_at}" if status.changed_at else ""
-        console.print(f"kill switch {word}{extra}{when}  [dim]{status.path}[/]")
+        console.print(
+            f"kill switch {word}{extra}{when}  [dim]{plain(status.path)}[/]", highlight=False
+        )
 
     emit({"ok": True, **status.model_dump()}, as_json=as_json, human=human)
 

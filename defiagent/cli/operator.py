@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from defiagent.cli.output import console, emit, err_console
+from defiagent.cli.output import console, emit, err_console, plain
 from defiagent.config import DEFAULT_STATE_DIR, load_config
 from defiagent.errors import Refused
 
@@ -39,12 +39,14 @@ JSON = typer.Option(False, "--json", help="Machine-readable output on stdout.")
 
 
 def resolve_state_dir(config: Path | None, state_dir: Path | None) -> Path:
+    from defiagent.agent.state_dir import existing_state_dir
+
     if state_dir is not None:
-        return state_dir
+        return existing_state_dir(state_dir)
     if config is not None:
-        return load_config(config).state_dir
+        return existing_state_dir(load_config(config).state_dir)
     env = os.environ.get("DEFIAGENT_STATE_DIR")
-    return Path(env) if env else DEFAULT_STATE_DIR
+    return existing_state_dir(Path(env) if env else DEFAULT_STATE_DIR)
 
 
 def _default_name() -> str:
@@ -149,7 +151,10 @@ def enroll(
     }
 
     def human() -> None:
-        console.print(f"[green]operator enrolled[/] as {enrolment.name} ({factor.store.path})")
+        console.print(
+            f"[green]operator enrolled[/] as {plain(enrolment.name)} ({plain(factor.store.path)})",
+            highlight=False,
+        )
         if limits == "not approved yet":
             console.print(
                 "the agent will not start until you approve its limits: "
@@ -198,13 +203,18 @@ def status(
 
     def human() -> None:
         if not data["enrolled"]:
-            console.print(f"no operator enrolled in {directory}: no second factor is asked for")
+            console.print(
+                f"no operator enrolled in {plain(directory)}: no second factor is asked for",
+                highlight=False,
+            )
             return
         if problem:
-            console.print(f"[bold red]operator enrolment unusable:[/] {problem}")
+            console.print(
+                f"[bold red]operator enrolment unusable:[/] {plain(problem)}", highlight=False
+            )
             return
         console.print(
-            f"operator [green]enrolled[/] as {data['name']} ({data['issuer']}) "
+            f"operator [green]enrolled[/] as {plain(data['name'])} ({plain(data['issuer'])}) "
             f"since {data['enrolled_at']}"
         )
         console.print(f"limits approved: {'yes' if data['limits_approved'] else 'no'}")
@@ -242,6 +252,7 @@ def approve_limits_command(
             )
         factor.verify(read_code(otp_stdin=otp_stdin), "approving the limits")
         enrolment = factor.store.load()
+        assert enrolment is not None  # verify() accepted a code: there is an enrolment
         accepted = approve_limits(cfg, directory, enrolment, audit)
     data = {"ok": True, "approved": True, "looser_than_before": [c.sentence() for c in accepted]}
 

@@ -12,10 +12,52 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 
-console = Console()
-err_console = Console(stderr=True)
+# Wide enough that no path, command or table row is ever folded when the output is piped.
+PIPED_WIDTH = 10_000
+
+
+class _Console(Console):
+    """A rich console that wraps only on a terminal.
+
+    Piped, redirected or captured, nothing is wrapped or folded: a path or a command stays
+    whole on its line for grep, cut and copy-paste, whatever COLUMNS or the terminal the
+    command was started from says. Decided at each print, not at import, so a console made
+    before its stream was redirected follows the redirection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._soft_wrap = False
+        super().__init__(*args, **kwargs)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal:
+            return size
+        return ConsoleDimensions(max(size.width, PIPED_WIDTH), size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+    @property
+    def soft_wrap(self) -> bool:  # print()'s default for soft_wrap
+        return self._soft_wrap or not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        self._soft_wrap = value
+
+
+console = _Console()
+err_console = _Console(stderr=True)
+
+
+def plain(text: object) -> str:
+    """`text` made safe to embed in rich markup: "[signer]" stays "[signer]", not a style."""
+    return escape(str(text))
 
 
 def to_jsonable(data: Any) -> Any:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from defiagent.cli.output import console, err_console, print_json
+from defiagent.cli.output import console, err_console, plain, print_json
 from defiagent.config import DEFAULT_STATE_DIR
 from defiagent.errors import ConfigError, Refused
 from defiagent.reporting import AUDIT_FILE, BehaviourReport, build_report, parse_since
@@ -210,7 +210,9 @@ def report(
             data["error"] = {"kind": "refused", "message": broken, "exit_code": 1}
         print_json(data)
         if broken is not None:
-            err_console.print(f"[bold red]refused:[/] {broken}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]refused:[/] {plain(broken)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1)
         return
     _human(result, html)

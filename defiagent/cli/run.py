@@ -32,6 +32,9 @@ from defiagent.strategy.secrets import resolve_secret
 
 CONFIG = typer.Option(..., "--config", "-c", help="agent.toml")
 JSON = typer.Option(False, "--json", help="Machine-readable output on stdout (at the end).")
+VERBOSE = typer.Option(
+    False, "--verbose", "-v", help="Also print each strategy and rule in force at start (stderr)."
+)
 
 
 def _loop(
@@ -40,13 +43,15 @@ def _loop(
     ticks: int | None,
     as_json: bool,
     between,
+    verbose: bool = False,
 ) -> list[TickReport]:
     reports: list[TickReport] = []
     for warning in getattr(runtime, "warnings", []):  # e.g. a strategy without its sandbox
         err_console.print(f"[bold yellow]WARNING:[/] {escape(warning)}", highlight=False)
-    if not as_json:
+    if verbose and not as_json:  # the rules in force, one a line (also in the audit log)
         for line in runtime.explanations:
             err_console.print(f"[dim]{escape(line)}[/]", highlight=False)
+    assert runtime.agent is not None  # made on entering the runtime
     runtime.agent.warm_up()
     try:
         while ticks is None or len(reports) < ticks:
@@ -75,7 +80,7 @@ def _result(runtime: AgentRuntime, reports: list[TickReport], mode: str) -> dict
 def _render(result: dict, reports: list[TickReport], as_json: bool, title: str) -> None:
     def human() -> None:
         console.print(summary_table(reports, title=title))
-        console.print(f"audit log: {result['audit_log']}")
+        console.print(f"audit log: {escape(result['audit_log'])}", highlight=False)
 
     emit(result, as_json=as_json, human=human)
 
@@ -84,6 +89,7 @@ def run(
     config: Path = CONFIG,
     ticks: int | None = typer.Option(None, "--ticks", min=1, help="Stop after N ticks."),
     as_json: bool = JSON,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Run the agent against the configured RPC, signing with the configured signer."""
     cfg = load_config(config)
@@ -93,6 +99,7 @@ def run(
             ticks=ticks,
             as_json=as_json,
             between=lambda n: time.sleep(cfg.tick_seconds),
+            verbose=verbose,
         )
         result = _result(runtime, reports, "run")
     _render(result, reports, as_json, "run")
@@ -168,6 +175,7 @@ def dry_run(
     config: Path = CONFIG,
     ticks: int = typer.Option(3, "--ticks", min=1, help="How many ticks to run."),
     as_json: bool = JSON,
+    verbose: bool = VERBOSE,
 ) -> None:
     """The full pipeline against a local fork of FORK_URL: prints what would have happened."""
     fork_url = resolve_fork_url(fork_url)
@@ -178,7 +186,7 @@ def dry_run(
     allowlist = load_allowlist(cfg.allowlist_dir, cfg.chain_id)  # verified for the real chain
     upstream = JsonRpcClient(fork_url, timeout=cfg.simulation.rpc_timeout_seconds)
     try:
-        real_chain = int(upstream.call("eth_chainId"), 16)
+        real_chain = upstream.call_int("eth_chainId")
     finally:
         upstream.close()
     if real_chain != cfg.chain_id:
@@ -199,7 +207,7 @@ def dry_run(
         with AgentRuntime(
             dry_cfg, allowlist=relabel(allowlist, private), mode="dry-run"
         ) as runtime:
-            reports = _loop(runtime, ticks=ticks, as_json=as_json, between=advance)
+            reports = _loop(runtime, ticks=ticks, as_json=as_json, between=advance, verbose=verbose)
             result = _result(runtime, reports, "dry-run") | {
                 "fork": {"upstream_chain_id": real_chain, "private_chain_id": private},
             }

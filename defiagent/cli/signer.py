@@ -38,6 +38,9 @@ def address(
         if confirm:
             if cfg.backend != "ledger":
                 raise ConfigError("--confirm needs a Ledger signer; this one is " + cfg.backend)
+            from defiagent.signing.ledger import LedgerSigner
+
+            assert isinstance(signer, LedgerSigner)  # what a ledger config builds
             found = signer.confirm_address()
         else:
             found = signer.address

@@ -9,11 +9,12 @@ with the sentence saying what changed, 2 for a config error.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from defiagent.cli.output import console, emit
+from defiagent.cli.output import console, emit, plain
 from defiagent.config import load_config
 
 app = typer.Typer(
@@ -101,7 +102,7 @@ def pin(
                 "operator_code": needed_code,
             },
         )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": name,
             "source": p.source,
@@ -122,20 +123,20 @@ def pin(
     }
 
     def human() -> None:
-        table = Table(title=f"strategy pins {path}")
+        table = Table(title=f"strategy pins {plain(path)}")
         for column in ("name", "source", "code sha256", "params sha256", "pin id"):
             table.add_column(column, overflow="fold")
         for r in rows:
             table.add_row(
-                r["name"],
-                r["source"],
+                plain(r["name"]),
+                plain(r["source"]),
                 r["code_sha256"][:16] + "…",
                 r["params_sha256"][:16] + "…",
                 r["pin_id"],
             )
         console.print(table)
         for name in dropped:
-            console.print(f"[yellow]dropped the pin of {name}[/] (no longer configured)")
+            console.print(f"[yellow]dropped the pin of {plain(name)}[/] (no longer configured)")
         console.print(f"[green]signed by {address}[/]")
 
     emit(data, as_json=as_json, human=human)
@@ -171,7 +172,9 @@ def verify(config: Path = CONFIG, as_json: bool = JSON) -> None:
 
     def human() -> None:
         for name, pid in ids.items():
-            console.print(f"[green]OK[/] {name} (pin {pid})")
-        console.print(f"[bold green]every strategy matches its signed pin[/] ({path})")
+            console.print(f"[green]OK[/] {plain(name)} (pin {pid})", highlight=False)
+        console.print(
+            f"[bold green]every strategy matches its signed pin[/] ({plain(path)})", highlight=False
+        )
 
     emit(data, as_json=as_json, human=human)

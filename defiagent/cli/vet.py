@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from eth_utils import is_address
 from rich.table import Table
 
-from defiagent.cli.output import console, emit
+from defiagent.cli.output import console, emit, plain
 from defiagent.errors import ConfigError
+from defiagent.types import parse_address
 
 STATUS_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
@@ -19,6 +21,50 @@ ALLOWLIST_OPT = typer.Option(
     envvar="DEFIAGENT_ALLOWLIST_DIR",
     help="Allowlist root (policy.toml, reviewers.toml, entries). Default: ./contracts_allowlist.",
 )
+
+
+# solc's --evm-version names, oldest first.
+EVM_VERSIONS = (
+    "homestead",
+    "tangerineWhistle",
+    "spuriousDragon",
+    "byzantium",
+    "constantinople",
+    "petersburg",
+    "istanbul",
+    "berlin",
+    "london",
+    "paris",
+    "shanghai",
+    "cancun",
+    "prague",
+    "osaka",
+)
+
+
+def _solc_version(value: str) -> str:
+    """--solc-version: a version like 0.6.6 that this toolchain has a compiler for."""
+    from defiagent.toolchain import solc_versions
+
+    version = value.strip().removeprefix("v").split("+", 1)[0]
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ConfigError(f"--solc-version {value!r} is not a compiler version like 0.6.6")
+    installed = solc_versions()
+    if installed and version not in installed:  # none at all: the compile names the toolchain
+        raise ConfigError(
+            f"--solc-version {version} is not an installed compiler "
+            f"(installed: {', '.join(sorted(installed))})",
+            remedy=f"add solc-{version}@npm:solc@{version} to the toolchain and run scripts/bootstrap",
+        )
+    return version
+
+
+def _evm_version(value: str) -> str:
+    if value not in EVM_VERSIONS:
+        raise ConfigError(
+            f"--evm-version {value!r} is not an EVM version solc knows (one of {', '.join(EVM_VERSIONS)})"
+        )
+    return value
 
 
 def settings_from_options(
@@ -32,11 +78,13 @@ def settings_from_options(
 
     if solc_version is None and optimizer_runs is None and not no_optimizer and evm_version is None:
         return None
+    if optimizer_runs is not None and optimizer_runs < 0:
+        raise ConfigError(f"--optimizer-runs {optimizer_runs} is negative")
     return CompilerSettings(
-        version=solc_version,
+        version=_solc_version(solc_version) if solc_version is not None else None,
         optimizer_enabled=not no_optimizer,
         optimizer_runs=optimizer_runs if optimizer_runs is not None else 200,
-        evm_version=evm_version,
+        evm_version=_evm_version(evm_version) if evm_version is not None else None,
         explicit=True,
     )
 
@@ -47,13 +95,16 @@ def print_outcomes(title: str, outcomes, *, passed: bool) -> None:
     table.add_column("result", no_wrap=True)
     table.add_column("reason", overflow="fold")
     for o in outcomes:
-        subject = f" [dim]({o.subject})[/]" if o.subject else ""
+        # Reasons are text, never markup: "[id 0123456789ab]" is the id `triage` takes.
+        subject = f" [dim]({plain(o.subject)})[/]" if o.subject else ""
         table.add_row(
-            o.check, f"[{STATUS_STYLE[o.status]}]{o.status.upper()}[/]", o.reason + subject
+            plain(o.check),
+            f"[{STATUS_STYLE[o.status]}]{o.status.upper()}[/]",
+            plain(o.reason) + subject,
         )
     console.print(table)
     verdict = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
-    console.print(f"{verdict} {title}")
+    console.print(f"{verdict} {plain(title)}", highlight=False)
 
 
 def list_checks(as_json: bool) -> None:
@@ -89,6 +140,19 @@ def list_checks(as_json: bool) -> None:
         console.print(table)
 
     emit({"ok": True, "checks": rows}, as_json=as_json, human=human)
+
+
+def _target_address(target: str) -> str | None:
+    """TARGET as a checksummed address, None for an existing path; anything else is refused."""
+    if is_address(target):  # eth_utils' test: a wrong EIP-55 checksum still passes it
+        return parse_address(target, "TARGET")
+    if Path(target).exists():
+        return None
+    hint = "; ENS names are not resolved" if target.lower().endswith(".eth") else ""
+    raise ConfigError(
+        f"TARGET {target!r} is neither an Ethereum address (0x and 40 hex digits{hint}) "
+        "nor an existing .sol file or source folder"
+    )
 
 
 def vet(
@@ -135,9 +199,10 @@ def vet(
         raise ConfigError(
             "give a TARGET: a source folder, a .sol file, or an address with --rpc-url"
         )
+    address = _target_address(target)
     from defiagent.allowlist.policy import load_policy
     from defiagent.allowlist.reviewers import load_reviewers
-    from defiagent.allowlist.store import default_root, entry_path
+    from defiagent.allowlist.store import default_root, entry_path, require_root
     from defiagent.allowlist.tomlio import read_entry
     from defiagent.allowlist.workflow import load_triage_file
     from defiagent.vetting.audits import load_audit
@@ -146,6 +211,8 @@ def vet(
     from defiagent.vetting.vet import vet_address, vet_sources
 
     root = Path(allowlist) if allowlist else default_root()
+    if allowlist is not None:
+        require_root(root)  # a mistyped --allowlist would vet against the default policy
     policy = load_policy(root)
     try:
         reviewers = load_reviewers(root)
@@ -153,7 +220,8 @@ def vet(
         reviewers = None  # no reviewers file: triage records cannot be trusted, and say so
     triaged = [t for path in triage for t in load_triage_file(path)]
     settings = settings_from_options(solc_version, optimizer_runs, no_optimizer, evm_version)
-    if is_address(target):
+    if address is not None:
+        target = address
         if not rpc_url:
             raise ConfigError("vetting an address needs --rpc-url (or DEFIAGENT_RPC_URL)")
         reader = ChainReader(rpc_url)
@@ -187,7 +255,7 @@ def vet(
     def human() -> None:
         if reviewers is None:
             console.print(
-                f"[yellow]no reviewers file in {root}: triage records cannot be checked[/]"
+                f"[yellow]no reviewers file in {plain(root)}: triage records cannot be checked[/]"
             )
         print_outcomes(title, report.outcomes, passed=report.passed)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from defiagent.devchain import artifacts
 from defiagent.devchain.artifacts import Artifact
@@ -44,7 +45,7 @@ class SwapResult(BaseModel):
     gas_used: int
 
 
-def _wait(w3: Web3, tx_hash) -> dict:
+def _wait(w3: Web3, tx_hash) -> TxReceipt:
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
     if receipt["status"] != 1:
         raise InfraError(f"transaction {tx_hash.hex()} reverted on the local chain")
@@ -54,7 +55,9 @@ def _wait(w3: Web3, tx_hash) -> dict:
 def deploy(w3: Web3, artifact: Artifact, *args, sender: str) -> Contract:
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
     receipt = _wait(w3, factory.constructor(*args).transact({"from": sender}))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    address = receipt["contractAddress"]
+    assert address is not None  # a deployment's receipt names the new contract
+    return w3.eth.contract(address=address, abi=artifact.abi)
 
 
 def contract(w3: Web3, artifact: Artifact, address: str) -> Contract:

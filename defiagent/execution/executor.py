@@ -175,7 +175,9 @@ class Executor:
         self._step("after-sign", key)
         return signed
 
-    def _record_signed(self, key, call, tx, signed) -> None:
+    def _record_signed(
+        self, key: str, call: PlannedCall, tx: dict[str, Any], signed: SignedTransaction
+    ) -> None:
         self._record(
             "execution.signed",
             {

@@ -23,12 +23,14 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from defiagent.errors import InfraError
+from defiagent.errors import InfraError, Refused
 from defiagent.execution.models import PlannedCall
 
 
@@ -148,7 +150,7 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._lock_fd: int | None = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -158,6 +160,11 @@ class Journal:
             ) from exc
         try:
             _make_private(Path(f"{self.path}.lock"), create=False)  # one made before 0600
+            existed = self.path.exists()
+            if existed and self.path.stat().st_size == 0:
+                # sqlite writes its header when the journal is made: an empty file is one
+                # that was truncated, never a new journal to start quietly over.
+                raise self._damaged("it is an empty file")
             # The database exists, 0600, before sqlite opens it: sqlite gives its -wal and
             # -shm files the database's mode (they are made private again below anyway).
             _make_private(self.path, create=True)
@@ -166,18 +173,42 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # fsync the WAL on every commit
             self._db.execute("PRAGMA foreign_keys=ON")
+            if existed:
+                problems = [r[0] for r in self._db.execute("PRAGMA integrity_check")]
+                if problems != ["ok"]:
+                    raise self._damaged(f"integrity check: {problems[0]}")
             self._db.executescript(_SCHEMA)
             for suffix in ("-wal", "-shm"):  # they exist from the first statement on
                 _make_private(Path(f"{self.path}{suffix}"), create=False)
+        except Refused:
+            self.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            name = getattr(exc, "sqlite_errorname", None) or ""
+            if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):  # not I/O: the content
+                raise self._damaged(str(exc)) from exc
+            raise InfraError(f"the journal {self.path} cannot be opened: {exc}") from exc
         except (sqlite3.Error, OSError) as exc:
             self.close()
             raise InfraError(f"the journal {self.path} cannot be opened: {exc}") from exc
+
+    def _damaged(self, why: str) -> Refused:
+        """A journal that cannot be read whole is never replaced by a new, empty one: what
+        earlier runs signed and sent would be forgotten, and an intent could go out twice."""
+        return Refused(
+            f"the journal {self.path} is damaged ({why}), so what earlier runs signed and "
+            "sent is unknown and the agent does not start",
+            remedy=f"restore it from a backup, or rebuild it with `sqlite3 {self.path} .recover "
+            f"| sqlite3 {self.path}.recovered` and move that into place; delete it only if "
+            "no transaction was ever sent from this state dir",
+        )
 
     def close(self) -> None:
         db = getattr(self, "_db", None)
         if db is not None:
             db.close()
-            self._db = None
+            del self._db  # closed: no connection, as when __init__ failed before opening it
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -187,11 +218,11 @@ class Journal:
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextlib.contextmanager
-    def _write(self):
+    def _write(self) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -300,7 +331,7 @@ class Journal:
 
     def entries(self, states: tuple[State, ...] | None = None) -> list[Entry]:
         sql = f"SELECT {_ENTRY_COLUMNS} FROM entries"  # noqa: S608
-        args: tuple = ()
+        args: tuple[State, ...] = ()
         if states:
             sql += f" WHERE state IN ({', '.join('?' * len(states))})"
             args = tuple(states)
@@ -329,7 +360,7 @@ class Journal:
         return row[0] if row and row[0] is not None else None
 
 
-def _entry(row) -> Entry:
+def _entry(row: tuple[Any, ...]) -> Entry:
     (
         key,
         intent_id,
@@ -362,7 +393,7 @@ def _entry(row) -> Entry:
     )
 
 
-def _attempt(row) -> Attempt:
+def _attempt(row: tuple[Any, ...]) -> Attempt:
     key, seq, kind, tx_hash, raw, nonce, gas, max_fee, tip, state, created = row
     return Attempt(
         key=key,

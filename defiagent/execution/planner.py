@@ -8,6 +8,9 @@ the intent says (a foreign recipient included) and the guard decides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from defiagent.errors import Refused
@@ -17,6 +20,7 @@ from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
 from defiagent.strategy.intents import (
     AddLiquidity,
     Approve,
+    Intent,
     RawCall,
     RemoveLiquidity,
     SwapExactIn,
@@ -47,6 +51,12 @@ REMOVE_LIQUIDITY = (
 )
 
 
+# The intents that name a recipient (None: the agent itself).
+_WithRecipient = SwapExactIn | SwapExactOut | AddLiquidity | RemoveLiquidity
+# A handler of one intent kind: its intent, the market and the portfolio -> the calls.
+_Handler = Callable[[Any, MarketSnapshot, PortfolioSnapshot], list[PlannedCall]]
+
+
 class PlanningError(Refused):
     """The intent cannot be turned into calls (no pool, no balance): nothing is sent."""
 
@@ -67,9 +77,10 @@ class Planner:
         self.p = protocols
 
     def plan(
-        self, intent, market: MarketSnapshot, portfolio: PortfolioSnapshot
+        self, intent: Intent, market: MarketSnapshot, portfolio: PortfolioSnapshot
     ) -> list[PlannedCall]:
-        handler = {
+        # Any: each handler takes the intent model of its own kind, which `kind` selects.
+        handlers: dict[str, _Handler] = {
             "swap-exact-in": self._swap_exact_in,
             "swap-exact-out": self._swap_exact_out,
             "approve": self._approve,
@@ -78,14 +89,15 @@ class Planner:
             "add-liquidity": self._add_liquidity,
             "remove-liquidity": self._remove_liquidity,
             "raw-call": self._raw,
-        }.get(intent.kind)
+        }
+        handler = handlers.get(intent.kind)
         if handler is None:
             raise PlanningError(f"intent kind {intent.kind!r} has no plan")
         return handler(intent, market, portfolio)
 
     # --- helpers -----------------------------------------------------------------------
 
-    def _call(self, intent, target: str, data: str, **kw) -> PlannedCall:
+    def _call(self, intent: Intent, target: str, data: str, **kw: Any) -> PlannedCall:
         return PlannedCall(
             intent_id=intent.id,
             intent_kind=intent.kind,
@@ -95,10 +107,10 @@ class Planner:
             **kw,
         )
 
-    def _deadline(self, intent, market: MarketSnapshot) -> int:
+    def _deadline(self, intent: Intent, market: MarketSnapshot) -> int:
         return market.block_timestamp + intent.deadline_seconds
 
-    def _recipient(self, intent) -> str:
+    def _recipient(self, intent: _WithRecipient) -> str:
         return intent.recipient or self.agent
 
     def _symbol(self, market: MarketSnapshot, token: str) -> str:
@@ -112,7 +124,13 @@ class Planner:
         return f"{amount / 10**info.decimals:,.6g} {info.symbol}"
 
     def _approval_if_needed(
-        self, intent, token: str, spender: str, needed: int, market, portfolio
+        self,
+        intent: Intent,
+        token: str,
+        spender: str,
+        needed: int,
+        market: MarketSnapshot,
+        portfolio: PortfolioSnapshot,
     ) -> list[PlannedCall]:
         if portfolio.allowance(token, spender) >= needed:
             return []
@@ -133,7 +151,9 @@ class Planner:
 
     # --- intents -----------------------------------------------------------------------
 
-    def _swap_exact_in(self, i: SwapExactIn, market, portfolio) -> list[PlannedCall]:
+    def _swap_exact_in(
+        self, i: SwapExactIn, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         path = self._path(market, i.token_in, i.token_out)
         calls = self._approval_if_needed(
             i, i.token_in, self.p.router, i.amount_in, market, portfolio
@@ -159,7 +179,9 @@ class Planner:
         )
         return calls
 
-    def _swap_exact_out(self, i: SwapExactOut, market, portfolio) -> list[PlannedCall]:
+    def _swap_exact_out(
+        self, i: SwapExactOut, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         path = self._path(market, i.token_in, i.token_out)
         calls = self._approval_if_needed(
             i, i.token_in, self.p.router, i.max_amount_in, market, portfolio
@@ -185,7 +207,9 @@ class Planner:
         )
         return calls
 
-    def _approve(self, i: Approve, market, portfolio) -> list[PlannedCall]:
+    def _approve(
+        self, i: Approve, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         return [
             self._call(
                 i,
@@ -201,7 +225,9 @@ class Planner:
             )
         ]
 
-    def _wrap(self, i: Wrap, market, portfolio) -> list[PlannedCall]:
+    def _wrap(
+        self, i: Wrap, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         return [
             self._call(
                 i,
@@ -216,7 +242,9 @@ class Planner:
             )
         ]
 
-    def _unwrap(self, i: Unwrap, market, portfolio) -> list[PlannedCall]:
+    def _unwrap(
+        self, i: Unwrap, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         return [
             self._call(
                 i,
@@ -230,7 +258,9 @@ class Planner:
             )
         ]
 
-    def _add_liquidity(self, i: AddLiquidity, market, portfolio) -> list[PlannedCall]:
+    def _add_liquidity(
+        self, i: AddLiquidity, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         pool = market.pool_for(i.token_a, i.token_b)
         if pool is None:
             raise PlanningError(
@@ -272,7 +302,9 @@ class Planner:
         )
         return calls
 
-    def _remove_liquidity(self, i: RemoveLiquidity, market, portfolio) -> list[PlannedCall]:
+    def _remove_liquidity(
+        self, i: RemoveLiquidity, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         pool = market.pool_for(i.token_a, i.token_b)
         if pool is None:
             raise PlanningError(
@@ -309,7 +341,9 @@ class Planner:
         )
         return calls
 
-    def _raw(self, i: RawCall, market, portfolio) -> list[PlannedCall]:
+    def _raw(
+        self, i: RawCall, market: MarketSnapshot, portfolio: PortfolioSnapshot
+    ) -> list[PlannedCall]:
         # Planned verbatim so the guard refuses it by name; it never reaches a signer.
         return [
             self._call(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +32,11 @@ class RuleConfig(BaseModel):
     """A rule's own section of agent.toml ([guard.<section>] or [risk.<section>])."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# The config type of a rule: `class SlippageBound(Rule[SlippageConfig])` reads
+# `self.config.max_slippage_bps` as a float, not an attribute RuleConfig lacks.
+C = TypeVar("C", bound=RuleConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +137,7 @@ class GuardRequest:
         return cls(call=call, entry=entry, function=function, decoded=decoded, decode_error=error)
 
 
-class Described:
+class Described(Generic[C]):
     """Metadata on the class, a config section, and a start-up explanation.
 
     Shared by the guard's rules (which check one call) and the risk package's exit rules
@@ -147,10 +152,13 @@ class Described:
     severity: ClassVar[Severity]
     group: ClassVar[str] = "guard"  # "guard", "risk" or "exit"
     section: ClassVar[str | None] = None  # config section name; None = not configurable
+    # The class of C (a ClassVar cannot name a type variable): each rule sets both.
     Config: ClassVar[type[RuleConfig]] = RuleConfig
+    config: C
 
-    def __init__(self, config: RuleConfig | None = None) -> None:
-        self.config = config if config is not None else self.Config()
+    def __init__(self, config: C | None = None) -> None:
+        # cast: Config is C's class, so its default instance is a C.
+        self.config = config if config is not None else cast(C, self.Config())
 
     def explain(self) -> str:
         """The start-up line: what this rule does with its configured values."""
@@ -187,7 +195,7 @@ class Described:
         }
 
 
-class Rule(Described, ABC):
+class Rule(Described[C], ABC):
     """One check. Subclasses set the metadata and implement `check`."""
 
     @abstractmethod
@@ -200,7 +208,7 @@ class Rule(Described, ABC):
         return Verdict.refuse(self.id, reason)
 
 
-def unreadable(rule: Rule, req: GuardRequest, what: str) -> Verdict:
+def unreadable(rule: Rule[Any], req: GuardRequest, what: str) -> Verdict:
     """The verdict of an argument rule on a call whose arguments cannot be read.
 
     Such a call is always refused by TargetAllowlisted or FunctionInScope, which every

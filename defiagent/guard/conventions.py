@@ -179,10 +179,12 @@ def approval_amount(decoded: DecodedCall) -> int | None:
 def approval_spender(decoded: DecodedCall) -> str | None:
     for name in decoded.function.names:
         if name in SPENDER_ARGS:
-            return decoded.args[name]
+            spender: str = decoded.args[name]  # an address argument decodes to a str
+            return spender
     for type_, name in zip(decoded.function.types, decoded.function.names, strict=True):
         if type_ == "address":
-            return decoded.args[name]
+            address: str = decoded.args[name]
+            return address
     return None
 
 

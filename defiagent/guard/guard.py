@@ -6,6 +6,7 @@ Pure and in memory: no I/O, no clock, no randomness. A rule that raises is a ref
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from defiagent.decisions import Decision, Verdict
 from defiagent.execution.models import PlannedCall
@@ -18,8 +19,10 @@ class Guard:
     # these refuse them, and nothing is ever signed with the kill switch on.
     FLOOR = ("kill-switch-off", "target-allowlisted", "function-in-scope")
 
-    def __init__(self, rules: Iterable[Rule] | None = None, *, require_floor: bool = True) -> None:
-        self.rules: list[Rule] = list(rules) if rules is not None else build_rules()
+    def __init__(
+        self, rules: Iterable[Rule[Any]] | None = None, *, require_floor: bool = True
+    ) -> None:
+        self.rules: list[Rule[Any]] = list(rules) if rules is not None else build_rules()
         if not self.rules:
             raise ValueError("a guard with no rules would allow everything")
         missing = set(self.FLOOR) - {r.id for r in self.rules}

@@ -6,7 +6,7 @@ rule ids all come from this list and the metadata on each class; nothing is writ
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -41,7 +41,7 @@ from defiagent.risk.max_trades import MaxTradesPerWindow
 from defiagent.risk.strategy_capital import StrategyCapital
 from defiagent.simulation.checks import PLAN_CHECKS
 
-GUARD_RULES: tuple[type[Rule], ...] = (
+GUARD_RULES: tuple[type[Rule[Any]], ...] = (
     KillSwitchOff,
     ChainMatches,
     SenderIsAgent,
@@ -62,7 +62,7 @@ GUARD_RULES: tuple[type[Rule], ...] = (
     WindowValueCap,
     FeeCap,
 )
-RISK_RULES: tuple[type[Rule], ...] = (
+RISK_RULES: tuple[type[Rule[Any]], ...] = (
     MaxDailyLoss,
     MaxDrawdown,
     MaxGasPerDay,
@@ -71,22 +71,22 @@ RISK_RULES: tuple[type[Rule], ...] = (
     MaxPosition,
     StrategyCapital,
 )
-ALL_RULES: tuple[type[Rule], ...] = GUARD_RULES + RISK_RULES
+ALL_RULES: tuple[type[Rule[Any]], ...] = GUARD_RULES + RISK_RULES
 # Not checks on a call: when the agent closes a position itself. Configured under [risk].
-EXIT_RULES: tuple[type[ExitRule], ...] = (StopLoss, TakeProfit)
+EXIT_RULES: tuple[type[ExitRule[Any]], ...] = (StopLoss, TakeProfit)
 # Not checks on a call either: a whole plan's probe (the round trip of a buy), run by the agent
 # after the outcome checks. Listed with them; configured under [guard].
-LISTED: tuple[type[Described], ...] = ALL_RULES + EXIT_RULES + PLAN_CHECKS
+LISTED: tuple[type[Described[Any]], ...] = ALL_RULES + EXIT_RULES + PLAN_CHECKS
 
 _ids = [r.id for r in LISTED]
 assert len(_ids) == len(set(_ids)), "rule ids must be unique"
 
 
-def by_id(rule_id: str) -> type[Described] | None:
+def by_id(rule_id: str) -> type[Described[Any]] | None:
     return next((r for r in LISTED if r.id == rule_id), None)
 
 
-def _section_model(name: str, rules: tuple[type[Described], ...]) -> type[BaseModel]:
+def _section_model(name: str, rules: tuple[type[Described[Any]], ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         r.section: (r.Config, Field(default_factory=r.Config, description=r.description))
         for r in rules
@@ -96,15 +96,24 @@ def _section_model(name: str, rules: tuple[type[Described], ...]) -> type[BaseMo
 
 
 # The [guard] and [risk] tables of agent.toml: one sub-table per configurable rule.
-GuardSection = _section_model("GuardSection", GUARD_RULES + PLAN_CHECKS)
-RiskSection = _section_model("RiskSection", RISK_RULES + EXIT_RULES)
+if TYPE_CHECKING:
+    # Built from the rules at run time: to mypy, models whose sub-tables are Any.
+    class GuardSection(BaseModel):
+        def __getattr__(self, section: str) -> Any: ...
+
+    class RiskSection(BaseModel):
+        def __getattr__(self, section: str) -> Any: ...
+
+else:
+    GuardSection = _section_model("GuardSection", GUARD_RULES + PLAN_CHECKS)
+    RiskSection = _section_model("RiskSection", RISK_RULES + EXIT_RULES)
 
 
-def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -> list[Rule]:
+def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -> list[Rule[Any]]:
     """Instantiate every rule with its section (defaults where a section is absent)."""
     guard = guard if guard is not None else GuardSection()
     risk = risk if risk is not None else RiskSection()
-    rules: list[Rule] = []
+    rules: list[Rule[Any]] = []
     for cls in ALL_RULES:
         source = guard if cls.group == "guard" else risk
         config = getattr(source, cls.section) if cls.section else None
@@ -114,7 +123,7 @@ def build_rules(guard: BaseModel | None = None, risk: BaseModel | None = None) -
     return rules
 
 
-def build_exit_rules(risk: BaseModel | None = None) -> list[ExitRule]:
+def build_exit_rules(risk: BaseModel | None = None) -> list[ExitRule[Any]]:
     risk = risk if risk is not None else RiskSection()
     rules = [cls(getattr(risk, cls.section)) for cls in EXIT_RULES]
     return [r for r in rules if r.enabled]
@@ -135,7 +144,9 @@ def merge_section(base: BaseModel, overrides: dict[str, Any], where: str) -> Bas
         raise _first_error(exc, f"{where}.") from exc
 
 
-def parse_sections(guard: dict | None, risk: dict | None) -> tuple[BaseModel, BaseModel]:
+def parse_sections(
+    guard: dict[str, Any] | None, risk: dict[str, Any] | None
+) -> tuple[BaseModel, BaseModel]:
     """Validate raw [guard]/[risk] tables; a bad value names its field."""
     try:
         return GuardSection.model_validate(guard or {}), RiskSection.model_validate(risk or {})

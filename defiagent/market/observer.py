@@ -62,7 +62,7 @@ class MarketObserver:
         number, now = int(header["number"]), int(header["timestamp"])
         reader = ChainReader(self.w3, number)
         pools: list[PoolState] = [reader.pool(p) for p in self.pools]
-        tokens = {t: self.token_info(reader, t) for t in self.tokens}
+        tokens: dict[str, TokenInfo] = {t: self.token_info(reader, t) for t in self.tokens}
         for pool in pools:
             for t in (pool.token0, pool.token1):
                 if t not in tokens:

@@ -6,7 +6,10 @@ Any RPC failure is an InfraError: the caller skips the tick, it never trades on 
 
 from __future__ import annotations
 
+from typing import cast
+
 from eth_abi import decode, encode
+from eth_typing import ChecksumAddress, HexStr
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
 
@@ -43,10 +46,13 @@ class ChainReader:
         return ChainReader(self.w3, block)
 
     def _call(self, to: str, sig: str, types: list[str] | None = None, args: list | None = None):
-        data = _SEL[sig] + (encode(types, args) if types else b"")
+        data = _SEL[sig]
+        if types:
+            assert args is not None  # argument types come with their values
+            data += encode(types, args)
         try:
             raw = self.w3.eth.call(
-                {"to": to, "data": "0x" + data.hex()},
+                {"to": to, "data": HexStr("0x" + data.hex())},
                 block_identifier=self.block if self.block is not None else "latest",
             )
         except Exception as exc:
@@ -113,6 +119,9 @@ class ChainReader:
 
     def eth_balance(self, owner: str) -> int:
         try:
-            return self.w3.eth.get_balance(owner, block_identifier=self.block or "latest")
+            # cast: web3 checks the address itself (and refuses one not checksummed).
+            return self.w3.eth.get_balance(
+                cast(ChecksumAddress, owner), block_identifier=self.block or "latest"
+            )
         except Exception as exc:
             raise InfraError(f"reading the ETH balance of {owner} failed: {exc}") from exc

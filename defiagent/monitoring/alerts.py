@@ -389,6 +389,9 @@ class WebhookAlertSink:
             return min(exc.retry_after, self._backoff_max)
         return min(self._backoff(state), self._backoff_max)
 
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # tenacity's sleep returns nothing; Event.wait a bool
+
     def _before_sleep(self, state: RetryCallState) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
         self.recent_waits.append(wait)
@@ -408,7 +411,7 @@ class WebhookAlertSink:
             stop=stop_after_attempt(self._max_attempts) | stop_when_event_set(self._stop),
             wait=self._wait,
             retry=retry_if_exception_type(_Retryable),
-            sleep=self._stop.wait,  # close() wakes a sleeping retry
+            sleep=self._sleep,  # close() wakes a sleeping retry
             before_sleep=self._before_sleep,
             reraise=True,
         )

@@ -314,6 +314,8 @@ class AuditLog:
     default $DEFIAGENT_AUDIT_HEAD_KEY, else a key file made for this state dir on first use.
     """
 
+    key: HeadKey  # set by _open
+
     def __init__(self, path: Path | str, *, head_key: str | None = None) -> None:
         self._open(path, head_key)
         try:
@@ -324,6 +326,7 @@ class AuditLog:
                 if self.key.key is None and tail.seq == -1 and not self.head_path.exists():
                     # A brand-new log: its key is made now. Never for a log that already has
                     # records or a head: a new key would only hide that the old one is gone.
+                    assert self.key.path is not None  # no key: a file source, with its path
                     self.key = HeadKey(
                         source=self.key.source,
                         key=_create_key_file(self.key.path),
@@ -362,16 +365,22 @@ class AuditLog:
     def __enter__(self) -> AuditLog:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def _open_fd(self) -> int:
+        """The log file's descriptor, for the steps that run while it is open."""
+        assert self._fd is not None  # record() refuses on a closed log before any step
+        return self._fd
 
     @contextlib.contextmanager
     def _flocked(self) -> Iterator[None]:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        fcntl.flock(self._open_fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            fcntl.flock(self._open_fd, fcntl.LOCK_UN)
 
     def _refusal(self, reason: str, remedy: str | None = None) -> Refused:
         return Refused(
@@ -389,12 +398,12 @@ class AuditLog:
 
     def _tail(self) -> _Tail:
         """The last record, read from the file under the lock."""
-        size = os.fstat(self._fd).st_size
+        size = os.fstat(self._open_fd).st_size
         if size == 0:
             return _Tail(-1, GENESIS, None)
         chunk = min(size, 1 << 16)
         while True:
-            data = os.pread(self._fd, chunk, size - chunk)
+            data = os.pread(self._open_fd, chunk, size - chunk)
             if not data.endswith(b"\n"):
                 raise Refused(
                     f"the audit log {self.path} ends in a partial line (a write cut off by a "
@@ -436,12 +445,12 @@ class AuditLog:
         line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
         self._write_head(tail.seq, tail.hash, record["hash"], sync_dir=True)
         self._write_line(line.encode())
-        os.fsync(self._fd)
+        os.fsync(self._open_fd)
         self._write_head(record["seq"], record["hash"], None)
         return record
 
     def _write_line(self, data: bytes) -> None:
-        written = os.write(self._fd, data)
+        written = os.write(self._open_fd, data)
         if written != len(data):
             raise InfraError(f"the audit log {self.path} took {written} of {len(data)} bytes")
 
@@ -608,21 +617,22 @@ def repair_audit_log(path: Path | str, *, head_key: str | None = None) -> AuditR
             if report.ok:
                 return AuditRepair(path=str(path), repaired=False, head=report.head)
             problem = report.problem
+            assert problem is not None  # a log that does not verify has a problem
             if not report.repairable:
                 where = f"line {problem.line}" if problem.line else "its head"
                 raise Refused(
                     f"{path} is not repairable at {where}: {problem.reason}; only a torn last "
                     "line can be repaired, never a deleted, edited, inserted or reordered record"
                 )
-            size = os.fstat(log._fd).st_size
-            start = _start_of_last_line(log._fd, size)
+            size = os.fstat(log._open_fd).st_size
+            start = _start_of_last_line(log._open_fd, size)
             digest, position = hashlib.sha256(), start
             while position < size:
-                chunk = os.pread(log._fd, min(1 << 20, size - position), position)
+                chunk = os.pread(log._open_fd, min(1 << 20, size - position), position)
                 digest.update(chunk)
                 position += len(chunk)
-            os.ftruncate(log._fd, start)
-            os.fsync(log._fd)
+            os.ftruncate(log._open_fd, start)
+            os.fsync(log._open_fd)
             removed = {
                 "reason": "a torn last line (no newline): a write cut off by a crash",
                 "line": problem.line,

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 class AuditSink(Protocol):
     """Append one step of the pipeline to the audit trail. Never pass a secret."""
 
-    def record(self, kind: str, payload: dict[str, Any]) -> None: ...
+    # -> object: what a sink returns is its own (AuditLog returns the record it wrote); the
+    # pipeline never reads it.
+    def record(self, kind: str, payload: dict[str, Any]) -> object: ...
 
 
 class KillSwitchState(Protocol):

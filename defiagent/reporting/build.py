@@ -297,7 +297,7 @@ def build_report(
             dd = (peak - v) / peak * 100 if peak else None
             points.append(p.model_copy(update={"pnl": v - first, "drawdown_pct": dd}))
         values = points
-    valued = [p for p in values if p.value is not None]
+    valued = [p.value for p in values if p.value is not None]
 
     closed = [t.realized_pnl for t in trade_events if t.realized_pnl is not None]
     slips = [t.slippage_bps for t in trade_events if t.slippage_bps is not None]
@@ -321,11 +321,9 @@ def build_report(
         win_rate=(sum(1 for p in closed if p > 0) / len(closed)) if closed else None,
         mean_slippage_bps=(sum(slips) / len(slips)) if slips else None,
         gas_cost_value=sum(t.gas_cost_value or 0.0 for t in trade_events),
-        value_start=valued[0].value if valued else None,
-        value_end=valued[-1].value if valued else None,
-        value_change=(valued[-1].value - valued[0].value)  # type: ignore[operator]
-        if valued
-        else None,
+        value_start=valued[0] if valued else None,
+        value_end=valued[-1] if valued else None,
+        value_change=(valued[-1] - valued[0]) if valued else None,
         pnl_end=pnls[-1] if pnls else None,
         max_drawdown_pct=max(drawdowns) if drawdowns else None,
         alerts=len(alerts),

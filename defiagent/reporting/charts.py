@@ -9,8 +9,12 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from defiagent.reporting.models import BehaviourReport
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib itself is imported when drawing
 
 PALETTE = [
     "#2563eb",
@@ -24,7 +28,7 @@ PALETTE = [
     "#64748b",
     "#f97316",
 ]
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # text stays text: selectable, and styled by the page's font
     "text.parse_math": False,
     "font.family": "sans-serif",

@@ -13,7 +13,7 @@ from abc import abstractmethod
 
 from defiagent.decisions import Verdict
 from defiagent.execution.models import ExpectedDelta
-from defiagent.guard.base import GuardContext, GuardRequest, Rule
+from defiagent.guard.base import C, GuardContext, GuardRequest, Rule
 from defiagent.monitoring.events import LimitUsage
 
 
@@ -27,7 +27,7 @@ def takes_exposure(req: GuardRequest, ctx: GuardContext) -> bool:
     return bool(entries(req, ctx))
 
 
-class RiskRule(Rule):
+class RiskRule(Rule[C]):
     group = "risk"
 
     def usage(self, ctx: GuardContext) -> LimitUsage | None:
@@ -35,7 +35,7 @@ class RiskRule(Rule):
         return None
 
 
-class PausingRule(RiskRule):
+class PausingRule(RiskRule[C]):
     """A limit on the state of the portfolio or the strategy, not on one call."""
 
     @abstractmethod

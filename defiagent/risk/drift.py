@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -141,7 +141,7 @@ def _judge_one(
 ) -> list[DriftFinding]:
     m = mandate
     out: list[DriftFinding] = []
-    kw = {"strategy": strategy, "mandate": m, "now": now}
+    kw: dict[str, Any] = {"strategy": strategy, "mandate": m, "now": now}
 
     valued = [t for t in trades if t.value_in is not None]
     if m.max_trade_value is not None and valued:

@@ -8,15 +8,17 @@ fork simulation and outcome checks as any other; a manipulated pool refuses it t
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import ClassVar
 
 from pydantic import Field
 
-from defiagent.guard.base import Described, RuleConfig, Severity
+from defiagent.guard.base import C, Described, RuleConfig, Severity
 from defiagent.risk.positions import Position
 
 
-class ExitRule(Described):
+class ExitRule(Described[C]):
     group = "exit"
+    section: ClassVar[str]  # every exit rule is configured, under [risk]
 
     @abstractmethod
     def exit_reason(self, position: Position, price: float | None) -> str | None:
@@ -37,7 +39,7 @@ class StopLossConfig(ExitConfig):
     stop_loss_pct: float = Field(default=10.0, gt=0, le=100, description="loss vs cost, percent")
 
 
-class StopLoss(ExitRule):
+class StopLoss(ExitRule[StopLossConfig]):
     id = "stop-loss"
     title = "StopLoss"
     description = "sell a strategy's position into the numeraire once it lost enough vs its cost"
@@ -63,7 +65,7 @@ class TakeProfitConfig(ExitConfig):
     take_profit_pct: float = Field(default=30.0, gt=0, description="gain vs cost, percent")
 
 
-class TakeProfit(ExitRule):
+class TakeProfit(ExitRule[TakeProfitConfig]):
     id = "take-profit"
     title = "TakeProfit"
     description = "sell a strategy's position into the numeraire once it gained enough vs its cost"

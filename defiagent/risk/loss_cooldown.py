@@ -15,7 +15,7 @@ class LossCooldownConfig(RuleConfig):
     cooldown_seconds: float = Field(default=3600, gt=0, description="pause after the last loss")
 
 
-class LossCooldown(PausingRule):
+class LossCooldown(PausingRule[LossCooldownConfig]):
     id = "loss-cooldown"
     title = "LossCooldown"
     description = "pause a strategy for a while after several losing trades in a row"

@@ -13,7 +13,7 @@ class MaxDailyLossConfig(RuleConfig):
     window_hours: float = Field(default=24, gt=0, description="look-back window")
 
 
-class MaxDailyLoss(PausingRule):
+class MaxDailyLoss(PausingRule[MaxDailyLossConfig]):
     id = "max-daily-loss"
     title = "MaxDailyLoss"
     description = "pause all trading once the portfolio has lost too much within the window"

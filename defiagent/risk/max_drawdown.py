@@ -14,7 +14,7 @@ class MaxDrawdownConfig(RuleConfig):
     )
 
 
-class MaxDrawdown(PausingRule):
+class MaxDrawdown(PausingRule[MaxDrawdownConfig]):
     id = "max-drawdown"
     title = "MaxDrawdown"
     description = "stop trading once the portfolio is too far below its peak since start"

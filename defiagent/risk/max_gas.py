@@ -15,7 +15,7 @@ class MaxGasConfig(RuleConfig):
     window_hours: float = Field(default=24, gt=0, description="sliding window")
 
 
-class MaxGasPerDay(PausingRule):
+class MaxGasPerDay(PausingRule[MaxGasConfig]):
     id = "max-gas"
     title = "MaxGasPerDay"
     description = "pause trading once the gas paid within the window reaches the budget"

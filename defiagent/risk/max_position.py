@@ -33,7 +33,7 @@ class MaxPositionConfig(RuleConfig):
         return {a.lower(): v for a, v in caps.items()}
 
 
-class MaxPosition(RiskRule):
+class MaxPosition(RiskRule[MaxPositionConfig]):
     id = "max-position"
     title = "MaxPosition"
     description = (
@@ -57,6 +57,7 @@ class MaxPosition(RiskRule):
         if not total:
             return self.refuse(unvalued("position sizes", ctx))
         for d in inflows:
+            assert d.token is not None  # inflows holds token deltas only
             price = ctx.prices.get(d.token)
             if price is None:
                 return self.refuse(no_price([d.token], "position"))

@@ -13,7 +13,7 @@ class MaxTradesConfig(RuleConfig):
     window_seconds: float = Field(default=3600, gt=0, description="sliding window")
 
 
-class MaxTradesPerWindow(PausingRule):
+class MaxTradesPerWindow(PausingRule[MaxTradesConfig]):
     id = "max-trades"
     title = "MaxTradesPerWindow"
     description = "pause a strategy that has executed too many trades within the window"

@@ -19,7 +19,7 @@ class StrategyCapitalConfig(RuleConfig):
     )
 
 
-class StrategyCapital(RiskRule):
+class StrategyCapital(RiskRule[StrategyCapitalConfig]):
     id = "strategy-capital"
     title = "StrategyCapital"
     description = "a strategy may not hold positions worth more than its share of the total capital"
@@ -37,6 +37,7 @@ class StrategyCapital(RiskRule):
             return self.refuse(unvalued("the strategy's share", ctx))
         added = 0.0
         for d in inflows:
+            assert d.token is not None  # inflows holds token deltas only
             price = ctx.prices.get(d.token)
             if price is None:
                 return self.refuse(no_price([d.token], "position"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from defiagent.agent.state import append_line
+from defiagent.agent.state import append_line, damaged_line, state_lines
 from defiagent.monitoring.events import TradeEvent
 from defiagent.risk.positions import PositionBook
 
@@ -34,11 +34,14 @@ class TradeLedger:
         if self.path is None or not self.path.is_file():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for number, line in state_lines(self.path, "trade"):
             try:
                 out.append(TradeEvent.model_validate_json(line))
-            except ValidationError:
-                continue  # a torn last line after a crash: the rest still counts
+            except ValidationError as exc:
+                # Never skipped, not even a torn last line: a forgotten trade would reset a
+                # trade count, a gas budget or a stop-loss's entry price.
+                why = exc.errors()[0]["msg"]
+                raise damaged_line(self.path, number, "trade", why) from None
         return out
 
     def add(self, trade: TradeEvent) -> TradeEvent:

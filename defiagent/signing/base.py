@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import rlp
 from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.messages import SignableMessage, encode_defunct, encode_typed_data
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -115,7 +115,7 @@ def _decode_vrs(raw: bytes) -> tuple[int, int, int]:
     return v, r, s
 
 
-def _verify_transaction(raw: bytes, expected_sender: str, tx: dict) -> SignedTransaction:
+def _verify_transaction(raw: bytes, expected_sender: str, tx: dict[str, Any]) -> SignedTransaction:
     unsigned = prepare_transaction(tx)
     try:
         v, r, s = _decode_vrs(raw)
@@ -155,7 +155,7 @@ def _verify_transaction(raw: bytes, expected_sender: str, tx: dict) -> SignedTra
 
 
 def verify_signed_transaction(
-    raw: bytes | str, expected_sender: str, tx: dict, *, backend: str = "unknown"
+    raw: bytes | str, expected_sender: str, tx: dict[str, Any], *, backend: str = "unknown"
 ) -> SignedTransaction:
     """Recover the sender of a raw signed tx and check it is exactly `tx` from `expected_sender`.
 
@@ -171,7 +171,7 @@ def verify_signed_transaction(
         ) from exc
 
 
-def _recover_checked(signable, signature: bytes, expected: str, what: str) -> None:
+def _recover_checked(signable: SignableMessage, signature: bytes, expected: str, what: str) -> None:
     signature = bytes(signature)
     if len(signature) != 65 or signature[64] not in (27, 28):
         raise SignatureMismatch(f"the {what} signature is not 65 bytes ending in v = 27 or 28")
@@ -198,7 +198,7 @@ def verify_message_signature(
 
 
 def verify_typed_data_signature(
-    typed_data: dict, signature: bytes, expected: str, *, backend: str = "unknown"
+    typed_data: dict[str, Any], signature: bytes, expected: str, *, backend: str = "unknown"
 ) -> bytes:
     """Check an EIP-712 signature over `typed_data` recovers to `expected`; returns it."""
     try:

@@ -17,7 +17,6 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from eth_utils import is_address, to_checksum_address
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +31,7 @@ from defiagent.errors import ConfigError
 from defiagent.signing import ledger_apdu
 from defiagent.signing.base import Signer
 from defiagent.signing.passwords import KeyringRef, check_env_name
+from defiagent.types import checksum_address
 
 # Keys that would put a secret in the config file; refused with a pointer to the right way.
 _SECRET_KEYS = {
@@ -73,9 +73,7 @@ class _SignerBase(BaseModel):
     def _checksum(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not is_address(value):
-            raise ValueError(f"{value!r} is not an Ethereum address")
-        return to_checksum_address(value)
+        return checksum_address(value)  # a wrong EIP-55 checksum is a typo: refused
 
 
 class KeystoreSignerConfig(_SignerBase):
@@ -139,7 +137,7 @@ SignerConfig = Annotated[
     KeystoreSignerConfig | LedgerSignerConfig | KmsSignerConfig,
     Field(discriminator="backend"),
 ]
-_ADAPTER: TypeAdapter[Any] = TypeAdapter(SignerConfig)
+_ADAPTER: TypeAdapter[SignerConfig] = TypeAdapter(SignerConfig)
 
 
 def parse_signer_config(table: dict[str, Any], *, source: str = "[signer]") -> SignerConfig:
@@ -161,8 +159,14 @@ def load_signer_config(path: Path) -> SignerConfig:
             document = tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(f"the config file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"the config file {path} is a folder, not a TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the config file {path} is not TOML: it is not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the config file {path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"the config file {path} cannot be read: {exc.strerror or exc}") from exc
     table = document.get("signer")
     if not isinstance(table, dict):
         raise ConfigError(f"the config file {path} has no [signer] table")

@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from defiagent.errors import ConfigError, Refused
@@ -55,7 +56,7 @@ def write_keystore(path: Path, private_key: bytes, password: str, *, light: bool
     if len(private_key) != 32:
         raise ConfigError("a private key is 32 bytes (64 hex digits)")
     try:
-        account = Account.from_key(private_key)
+        account: LocalAccount = Account.from_key(private_key)
     except Exception as exc:  # eth-keys' ValidationError, ValueError: not a usable key
         raise ConfigError("the private key is not a valid secp256k1 key") from exc
     if path.exists():  # checked early to skip the slow KDF; O_EXCL below is the real guard
@@ -104,7 +105,7 @@ class KeystoreSigner:
             key = Account.decrypt(document, password)
         except ValueError as exc:
             raise ConfigError(f"the password for {self.path} is wrong") from exc
-        self._account = Account.from_key(key)
+        self._account: LocalAccount = Account.from_key(key)
         del key
         stated = to_checksum_address(document["address"])
         if self._account.address != stated:

@@ -26,6 +26,7 @@ from botocore.exceptions import (
 )
 from eth_utils import to_checksum_address
 from tenacity import (
+    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -83,7 +84,7 @@ class RetryPolicy:
     max_wait: float = 5.0
 
 
-def _error_code(exc: BaseException) -> str | None:
+def _error_code(exc: BaseException | None) -> str | None:
     if isinstance(exc, ClientError):
         return exc.response.get("Error", {}).get("Code")
     return None
@@ -132,7 +133,8 @@ class KmsSigner(DigestSigner):
         return self._client
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        def before_sleep(state) -> None:
+        def before_sleep(state: RetryCallState) -> None:
+            assert state.outcome is not None  # called after an attempt failed: it has one
             exc = state.outcome.exception()
             what = _error_code(exc) or type(exc).__name__
             log.warning("AWS KMS %s: %s; retry %d", operation, what, state.attempt_number)
@@ -149,7 +151,8 @@ class KmsSigner(DigestSigner):
         try:
             for attempt in retrying:
                 with attempt:
-                    return getattr(self._kms(), operation)(**params)
+                    answer: dict[str, Any] = getattr(self._kms(), operation)(**params)
+                    return answer
         except (ClientError, BotoCoreError) as exc:
             raise self._translate(operation, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover

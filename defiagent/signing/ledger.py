@@ -2,20 +2,26 @@
 
 The transport is anything with ledgerblue's Dongle interface (`exchange(apdu, timeout)`
 returning the answer's data and raising `CommException` with `.sw` otherwise). Production
-opens the USB HID device with `ledgereth.comms.init_dongle`; tests inject
-`defiagent.signing.testing.ledger_emulator.EmulatedLedger`.
+opens the USB HID device with `ledgereth.comms.init_dongle` (or ledgerblue's TCP transport
+when `LEDGER_PROXY_ADDRESS`/`LEDGER_PROXY_PORT` are set, as for Speculos); tests run the
+real Ethereum app in Speculos (`defiagent.signing.testing.speculos`) and inject
+`defiagent.signing.testing.ledger_emulator.EmulatedLedger` for faults the app cannot make.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import struct
 import sys
 from typing import Any, Protocol
 
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from ledgerblue.commException import CommException
 
-from defiagent.errors import ConfigError, InfraError, ToolMissing
+from defiagent.errors import ConfigError, DefiagentError, InfraError, ToolMissing
 from defiagent.signing import ledger_apdu as apdu
 from defiagent.signing.base import (
     SignatureMismatch,
@@ -40,8 +46,16 @@ MIN_APP_VERSION = (1, 9, 0)
 FLAG_BLIND_SIGNING = 0x01
 
 
+def _has_calldata(tx: dict[str, Any]) -> bool:
+    data = tx.get("data", tx.get("input"))
+    if not data:
+        return False
+    return len(HexBytes(data)) > 0
+
+
 class Dongle(Protocol):
-    def exchange(self, apdu: bytes, timeout: int = ...) -> bytes: ...
+    # ledgerblue's transports take a bytearray, a timeout in seconds, and answer a bytearray.
+    def exchange(self, apdu: bytes | bytearray, timeout: float = ...) -> bytes | bytearray: ...
 
     def close(self) -> None: ...
 
@@ -49,7 +63,7 @@ class Dongle(Protocol):
 def _forget_cached_dongle(dongle: Dongle) -> None:
     """ledgereth keeps the dongle it opened in a module cache: drop a closed one from it,
     or the next signer in this process would be handed a dead transport."""
-    comms = sys.modules.get("ledgereth.comms")
+    comms: Any = sys.modules.get("ledgereth.comms")  # its module globals, set by name
     if comms is not None and getattr(comms, "DONGLE_CACHE", None) is dongle:
         comms.DONGLE_CACHE = None
         comms.DONGLE_CONFIG_CACHE = None
@@ -67,7 +81,8 @@ def open_hid_dongle() -> Dongle:
     except ImportError as exc:  # ledgereth or hidapi missing from the host
         raise ToolMissing(f"the Ledger USB transport cannot load: {exc}") from exc
     try:
-        return init_dongle()
+        dongle: Dongle = init_dongle()  # ledgerblue's, untyped
+        return dongle
     except (LedgerError, CommException, OSError) as exc:
         raise apdu.LedgerNotFound(
             f"no Ledger answered on USB ({exc})",
@@ -106,7 +121,21 @@ class LedgerSigner:
     def _device(self) -> Dongle:
         if self._dongle is None:
             self._dongle = open_hid_dongle()
+        # ledgerblue's TCP transport (Speculos) ignores `timeout` and would wait forever
+        # for the buttons: bound its socket instead.
+        sock = getattr(self._dongle, "socket", None)
+        if isinstance(sock, socket.socket):
+            sock.settimeout(self.timeout)
         return self._dongle
+
+    def _drop_transport(self) -> None:
+        """A connection that failed mid-command may still deliver that command's late
+        answer, which would then be read as the next command's: never reuse it."""
+        dongle, self._dongle = self._dongle, None
+        if dongle is not None:
+            with contextlib.suppress(Exception):  # discarded because it is broken
+                dongle.close()
+            _forget_cached_dongle(dongle)
 
     def _exchange(self, command: bytes, action: str) -> bytes:
         try:
@@ -119,9 +148,25 @@ class LedgerSigner:
                     remedy="confirm on the device sooner, or check the connection",
                 ) from exc
             raise apdu.error_for_status(exc.sw, action) from exc
+        except TimeoutError as exc:  # the TCP transport's socket timeout
+            self._drop_transport()
+            raise apdu.LedgerTimeout(
+                f"the Ledger did not answer {action} within {self.timeout:g} s",
+                remedy="confirm on the device sooner, or check the connection",
+            ) from exc
+        except (struct.error, ConnectionError) as exc:
+            # The other end closed the connection without an answer (ledgerblue's TCP
+            # transport then reads an empty frame): the app quit or the device went away.
+            self._drop_transport()
+            raise InfraError(
+                f"the Ledger closed the connection during {action} without answering "
+                "(no signature came back)",
+                remedy="unlock the device, open the Ethereum app and retry",
+            ) from exc
         except (OSError, AttributeError) as exc:
             # Unplugged mid-call, or a transport whose connection is gone (ledgerblue's TCP
             # transport has no socket once closed): no answer, so nothing was signed.
+            self._drop_transport()
             raise InfraError(f"the Ledger connection failed during {action}: {exc}") from exc
 
     def _send_chunked(self, ins: int, payload: bytes, action: str, **split: Any) -> bytes:
@@ -227,16 +272,40 @@ class LedgerSigner:
         avoid = None
         if unsigned.tx_type == 0:
             avoid = len(self._encoded_path) + apdu.legacy_eip155_offset(unsigned.preimage)
-        answer = self._send_chunked(
-            apdu.INS_SIGN_TRANSACTION,
-            self._encoded_path + unsigned.preimage,
-            "the transaction",
-            avoid_boundary=avoid,
-        )
+        try:
+            answer = self._send_chunked(
+                apdu.INS_SIGN_TRANSACTION,
+                self._encoded_path + unsigned.preimage,
+                "the transaction",
+                avoid_boundary=avoid,
+            )
+        except apdu.LedgerDataRefused as exc:
+            if _has_calldata(unsigned.tx):
+                raise self._calldata_refusal() from exc
+            raise
         v_byte, r, s = apdu.parse_vrs(answer)
         y_parity = self._tx_y_parity(unsigned, v_byte)
         raw = unsigned.assemble(y_parity, r, s)
         return verify_signed_transaction(raw, sender, tx, backend=self.backend)
+
+    def _calldata_refusal(self) -> apdu.LedgerDataRefused:
+        """Why the app refused a contract call: its blind-signing setting, read back from
+        the device (the flag in GET_APP_CONFIGURATION), or the data itself."""
+        try:
+            flags, _ = self.app_configuration()
+        except DefiagentError:
+            flags = None
+        if flags is not None and flags & FLAG_BLIND_SIGNING:
+            return apdu.LedgerDataRefused(
+                "the Ledger's Ethereum app refused the contract call's data although blind "
+                "signing is enabled on the device (its own parser for this call refused it)"
+            )
+        return apdu.LedgerDataRefused(
+            "the Ledger's Ethereum app refused the contract call: blind signing (contract "
+            "data) is not enabled on the device",
+            remedy="enable blind signing / contract data in the Ethereum app's settings "
+            "on the device, then retry",
+        )
 
     def _signature_from(self, answer: bytes, what: str) -> bytes:
         v_byte, r, s = apdu.parse_vrs(answer)

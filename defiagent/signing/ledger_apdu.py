@@ -143,7 +143,7 @@ def split_chunks(payload: bytes, *, avoid_boundary: int | None = None) -> list[b
 def legacy_eip155_offset(preimage: bytes) -> int:
     """Offset, within an unsigned legacy tx's RLP, where the EIP-155 tail (chainId) starts."""
     _, _, _, list_start = consume_length_prefix(preimage, 0)
-    offset = list_start
+    offset: int = list_start  # rlp is untyped
     for _ in range(6):  # nonce, gasPrice, gas, to, value, data
         _, _, length, start = consume_length_prefix(preimage, offset)
         offset = start + length

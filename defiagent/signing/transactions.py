@@ -91,7 +91,9 @@ def prepare_transaction(tx: dict[str, Any]) -> UnsignedTransaction:
     except (TypeError, ValueError, AssertionError) as exc:
         raise Refused(f"the transaction to sign is malformed: {exc}") from exc
     if isinstance(serializable, TypedTransaction):
-        inner = serializable.transaction
+        # Any: every implementation has .dictionary and ._unsigned_transaction_serializer,
+        # but eth-account's abstract base (what .transaction is typed as) declares neither.
+        inner: Any = serializable.transaction
         fields = transaction_rpc_to_rlp_structure(
             {k: v for k, v in inner.dictionary.items() if k not in ("v", "r", "s")}
         )

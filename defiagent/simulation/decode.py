@@ -50,7 +50,8 @@ def revert_reason(data: str | None, fallback: str | None = None) -> str:
     raw = bytes.fromhex((data or "0x").removeprefix("0x"))
     if raw[:4] == _ERROR_STRING:
         try:
-            return abi_decode(["string"], raw[4:])[0]
+            message: str = abi_decode(["string"], raw[4:])[0]
+            return message
         except Exception:
             return "reverted with a malformed Error(string)"
     if raw[:4] == _PANIC and len(raw) >= 36:

@@ -111,7 +111,7 @@ class ForkManager:
     def __enter__(self) -> ForkManager:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -146,7 +146,8 @@ class ForkManager:
             raise InfraError(f"the upstream RPC did not answer: {exc}") from exc
         if not block:
             raise InfraError(f"the upstream has no block {number} to fork from")
-        return block["hash"]
+        block_hash: str = block["hash"]
+        return block_hash
 
     def sync(self) -> int:
         """Move the fork to the upstream head if it moved; return the fork's block number."""

@@ -191,7 +191,10 @@ def _pairs(fork: ForkManager, tag: str, router: str, path: Sequence[str]) -> lis
         factory = _address(factory_raw)
         if len(_FACTORIES) < _MAX_CACHED:
             _FACTORIES[(chain, router)] = factory
-    hops = [tuple(sorted((a.lower(), b.lower()))) for a, b in itertools.pairwise(path)]
+    # Each hop as its (lower, higher) pair of lower-cased addresses: sorted, as a 2-tuple.
+    hops = [
+        (min(a.lower(), b.lower()), max(a.lower(), b.lower())) for a, b in itertools.pairwise(path)
+    ]
     found = {h: _PAIRS[(chain, factory, *h)] for h in hops if (chain, factory, *h) in _PAIRS}
     missing = [h for h in dict.fromkeys(hops) if h not in found]
     if missing:

@@ -134,6 +134,7 @@ class Simulator:
             with self.fork.lock:
                 # Read under the lock: a follower thread may have moved the fork since sync().
                 block = self.fork.block_number
+                assert block is not None  # the fork was started, so it has a block
                 if not self._recent or self._recent[-1] != list(calls):
                     self._recent.append(list(calls))
                 return self._run(list(calls), block, trace=trace)
@@ -227,7 +228,7 @@ class Simulator:
             if len(self._callees) > _MAX_REMEMBERED_TARGETS:
                 self._callees.pop(next(iter(self._callees)))
         outcomes = []
-        for call, (before, index, after), (called, created), trace in zip(
+        for call, (before, index, after), (called, created), call_trace in zip(
             calls, positions, per_trace, traces, strict=True
         ):
             outcomes.append(
@@ -240,7 +241,7 @@ class Simulator:
                     results[after : after + len(tokens)],
                     [a for a in called if known[a] != EMPTY_CODEHASH] + created,
                     fork_codehashes={a: known[a] for a in called},
-                    delegations=_delegations(trace or {}),
+                    delegations=_delegations(call_trace or {}),
                 )
             )
         return outcomes
@@ -345,7 +346,9 @@ def _delegations(frame: dict[str, Any]) -> dict[str, list[str]]:
     return {caller: list(targets) for caller, targets in out.items()}
 
 
-def _tracer(name: str, overrides: dict, config: dict | None = None) -> dict[str, Any]:
+def _tracer(
+    name: str, overrides: dict[str, Any], config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {"tracer": name}
     if config:
         options["tracerConfig"] = config

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 from urllib.parse import urlsplit
 
 from defiagent.strategy.config import endpoint
@@ -166,9 +167,9 @@ class EgressProxy:
                 s.shutdown(socket.SHUT_RDWR)
         for t in handlers:
             t.join(timeout=5)
-        for s in (self._listener, self._wake_r, self._wake_w):
-            if s is not None:
-                s.close()
+        for own in (self._listener, self._wake_r, self._wake_w):
+            if own is not None:
+                own.close()
         self._listener = self._wake_r = self._wake_w = None
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(self.socket_path.lstat().st_mode):
@@ -366,7 +367,7 @@ class EgressProxy:
                 if not ready:
                     return  # idle
                 for key, _ in ready:
-                    src: socket.socket = key.fileobj  # type: ignore[assignment]
+                    src = cast(socket.socket, key.fileobj)  # one of the two registered above
                     dst: socket.socket = key.data
                     data = src.recv(CHUNK)
                     if data:

@@ -46,7 +46,7 @@ import shutil
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -63,7 +63,7 @@ from defiagent.types import Address
 if TYPE_CHECKING:
     from defiagent.config import AgentConfig
 
-PINS_VERSION = 1
+PINS_VERSION: Final = 1
 AUDIT_KIND = "strategy-pin"
 PIN_COMMAND = "defiagent strategy pin -c agent.toml --key KEYSTORE"
 MAX_TREE_FILES = 50_000  # a directory this large is not a strategy: refuse, never truncate
@@ -226,7 +226,9 @@ def code_digest(sc: StrategyConfig) -> CodeDigest:
     if builtin is not None:
         kind: SourceKind = "builtin"
         source = f"builtin:{builtin}"
-        digests |= _path_digests(sc.code_path(), owner, "the built-in code")  # type: ignore[arg-type]
+        code = sc.code_path()
+        assert code is not None  # a built-in's file in the package
+        digests |= _path_digests(code, owner, "the built-in code")
     elif sc.path is not None:
         kind = "path"
         source = f"path:{Path(os.path.abspath(sc.path)).as_posix()}"

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from defiagent.allowlist.models import AuditRecord
 from defiagent.allowlist.policy import AuditPolicy
@@ -138,5 +138,5 @@ def load_audit(path: Path) -> AuditRecord:
     except FileNotFoundError as exc:
         raise ConfigError(f"audit record {path} does not exist") from exc
     except ValueError as exc:
-        message = validation_message(exc) if hasattr(exc, "errors") else str(exc)
+        message = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
         raise ConfigError(f"{path} is not a valid audit record: {message}") from exc

@@ -61,7 +61,7 @@ class EntrySchema(Check):
     )
     applies_to = ("entry",)
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.entry is None or ctx.entry_path is None:
             return []
         from defiagent.allowlist.store import structure_problems
@@ -80,7 +80,7 @@ class CodePresent(Check):
     )
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if not ctx.online:
             return []
         if ctx.fetch_error:
@@ -100,7 +100,7 @@ class ProxyResolved(Check):
     )
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         p = ctx.proxy
         if p is None:
             return []
@@ -135,7 +135,7 @@ class CodehashPinned(Check):
     description = "The runtime codehash on chain is the one the entry pins (no redeploy, no swap)."
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.entry is None or ctx.fetch_error or not ctx.online:
             return []
         unit = next((u for u in ctx.units if u.label in ("contract", "proxy")), None)
@@ -157,7 +157,7 @@ class ImplementationPinned(Check):
     description = "A proxy still points at the pinned implementation, codehash, beacon and admin."
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.entry is None or ctx.proxy is None or ctx.fetch_error or not ctx.online:
             return []
         pinned, now = ctx.entry.proxy, ctx.proxy
@@ -206,7 +206,7 @@ class SourceMatches(Check):
     )
     applies_to = ("address",)
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         minimum = ctx.policy.sources.min_match
         out = []
         logic = ctx.logic
@@ -254,7 +254,7 @@ class SlitherGate(Check):
         "reviewer has not triaged with a signed, written reason."
     )
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.kind == "entry":
             return self._recorded(ctx)
         gate = ctx.slither
@@ -321,7 +321,7 @@ class AuditCoverage(Check):
     )
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.fetch_error and ctx.kind == "address":
             return []
         policy = ctx.policy.audits
@@ -372,7 +372,7 @@ class FunctionsConsistent(Check):
     )
     applies_to = ("address", "entry")
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.entry is None:
             return []
         out = []
@@ -401,7 +401,7 @@ class SelfdestructOpcode(Check):
     )
     applies_to = ("address",)
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         return [
             self.outcome("fail", f"the {u.label} code contains SELFDESTRUCT", u.address or "")
             for u in ctx.units
@@ -418,7 +418,7 @@ class EntryApprovals(Check):
     )
     applies_to = ("entry",)
 
-    def run(self, ctx):
+    def run(self, ctx: VetContext) -> list[Outcome]:
         if ctx.entry is None:
             return []
         if ctx.reviewers is None:

@@ -65,7 +65,7 @@ class VetContext:
     audits: list[AuditRecord] = field(default_factory=list)
     entry: AllowlistEntry | None = None
     abi: list | None = None  # ABI of the logic code, when sources matched
-    report_base: object | None = None  # folder relative report URIs are read from
+    report_base: Path | None = None  # folder relative report URIs are read from
     fetch_error: str | None = None  # the chain could not be read
     online: bool = True  # False: judging an entry from its own pins, without a chain
     entry_path: Path | None = None

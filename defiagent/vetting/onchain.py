@@ -11,7 +11,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from defiagent.chain.rpc import JsonRpcClient, RpcError
+from defiagent.chain.forwarder import redact_url
+from defiagent.chain.rpc import JsonRpcClient, RpcError, data_bytes, quantity
 from defiagent.errors import InfraError
 
 
@@ -30,8 +31,8 @@ class ChainReader:
             self.url = getattr(source.provider, "endpoint_uri", "web3")
         else:
             raise TypeError("expected an RPC URL, a JsonRpcClient or a web3.Web3")
-        self.chain_id = int(self._call("eth_chainId"), 16)
-        self.block = int(self._call("eth_blockNumber"), 16) if block is None else block
+        self.chain_id = self._int("eth_chainId")
+        self.block = self._int("eth_blockNumber") if block is None else block
 
     def _call(self, method: str, *params: Any) -> Any:
         try:
@@ -41,20 +42,29 @@ class ChainReader:
         except InfraError:
             raise
         except Exception as exc:  # transport errors from web3 providers
-            raise InfraError(f"RPC {self.url} failed on {method}: {exc}") from exc
+            raise InfraError(f"RPC {self._label} failed on {method}: {exc}") from exc
+
+    @property
+    def _label(self) -> str:
+        return redact_url(self.url) if "://" in str(self.url) else str(self.url)
+
+    def _int(self, method: str, *params: Any) -> int:
+        return quantity(self._call(method, *params), f"RPC {self._label}", method)
+
+    def _bytes(self, method: str, *params: Any) -> bytes:
+        return data_bytes(self._call(method, *params), f"RPC {self._label}", method)
 
     @property
     def tag(self) -> str:
         return hex(self.block) if isinstance(self.block, int) else self.block
 
     def code(self, address: str) -> bytes:
-        result = self._call("eth_getCode", to_checksum_address(address), self.tag)
-        return bytes.fromhex((result or "0x")[2:])
+        return self._bytes("eth_getCode", to_checksum_address(address), self.tag)
 
     def storage(self, address: str, slot: int | str) -> bytes:
         position = hex(slot) if isinstance(slot, int) else slot
-        result = self._call("eth_getStorageAt", to_checksum_address(address), position, self.tag)
-        return bytes.fromhex((result or "0x")[2:]).rjust(32, b"\0")
+        found = self._bytes("eth_getStorageAt", to_checksum_address(address), position, self.tag)
+        return found.rjust(32, b"\0")
 
     def call(self, address: str, data: bytes) -> bytes | None:
         """A view call; None if it reverts (a missing function is an answer, not an error)."""
@@ -65,7 +75,7 @@ class ChainReader:
             if exc.code in (3, -32000, -32015) or "revert" in str(exc).lower():
                 return None
             raise
-        return bytes.fromhex((result or "0x")[2:])
+        return data_bytes(result, f"RPC {self._label}", "eth_call")
 
     def close(self) -> None:
         if self._close:

@@ -30,9 +30,9 @@ def solc_env(version: str | None = None, include: Iterable[Path] = ()) -> dict[s
 
 def select_version(files: Iterable[Path]) -> str:
     """The newest installed solcjs that every `pragma solidity` in the files accepts."""
-    files = [str(Path(f).resolve()) for f in files]
+    paths = [str(Path(f).resolve()) for f in files]
     proc = subprocess.run(
-        [str(solc_wrapper_path()), "--select-version", *files],
+        [str(solc_wrapper_path()), "--select-version", *paths],
         capture_output=True,
         text=True,
         env=solc_env(),

@@ -76,9 +76,16 @@ class SourcifyClient:
         body = self.contract(chain_id, address)
         if body is None:
             return None
-        return bundle_from_sourcify(
-            body, origin=f"sourcify:{chain_id}/{to_checksum_address(address)}"
-        )
+        try:
+            return bundle_from_sourcify(
+                body, origin=f"sourcify:{chain_id}/{to_checksum_address(address)}"
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # its shape, not ours
+            detail = " ".join(str(exc).split())[:120]
+            raise InfraError(
+                f"Sourcify at {self.base_url} sent an answer for {address} that is not a "
+                f"contract's sources ({type(exc).__name__}: {detail})"
+            ) from exc
 
 
 def bundle_from_sourcify(body: dict[str, Any], *, origin: str = "sourcify") -> SourceBundle:

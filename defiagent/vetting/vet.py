@@ -56,7 +56,7 @@ class VetReport(BaseModel):
     slither_note: str | None = None
     outcomes: list[Outcome]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
     @property
     def passed(self) -> bool:
         return not any(o.status == "fail" for o in self.outcomes)

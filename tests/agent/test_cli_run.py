@@ -226,7 +226,8 @@ def test_bad_config_is_one_sentence_exit_2(env, tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["ledger", "kms"])
 def test_dry_run_runs_unchanged_with_a_ledger_or_a_kms_signer(env, backend, capsys, monkeypatch):
     """The same config, only [signer] changed: the Ledger through ledgerblue's real TCP
-    transport to an emulated device, KMS through real boto3 calls to a local KMS."""
+    transport to the real Ethereum app in Speculos (blind signing on, a person approving),
+    KMS through real boto3 calls to a local KMS."""
     import tomllib
     from contextlib import ExitStack
 
@@ -236,12 +237,17 @@ def test_dry_run_runs_unchanged_with_a_ledger_or_a_kms_signer(env, backend, caps
         if backend == "ledger":
             import ledgerblue.comm
             import ledgereth.comms
+            from eth_account.hdaccount import generate_mnemonic
+            from eth_account.types import Language
 
-            from defiagent.signing.testing.ledger_tcp import LedgerTcpEmulator
+            from defiagent.signing.testing.speculos import AutoApprover, Speculos
 
-            device = stack.enter_context(LedgerTcpEmulator())
+            mnemonic = generate_mnemonic(12, Language.ENGLISH)
+            device = stack.enter_context(Speculos(mnemonic, log_dir=home / "speculos"))
+            device.set_blind_signing(True)  # the approve and the swap are contract calls
+            approver = stack.enter_context(AutoApprover(device))
             # What LEDGER_PROXY_ADDRESS/PORT select when set before ledgerblue is imported.
-            monkeypatch.setattr(ledgerblue.comm, "TCP_PROXY", (device.host, device.port))
+            monkeypatch.setattr(ledgerblue.comm, "TCP_PROXY", (device.host, device.apdu_port))
             monkeypatch.setattr(ledgereth.comms, "DONGLE_CACHE", None)
             monkeypatch.setattr(ledgereth.comms, "DONGLE_CONFIG_CACHE", None)
             config["signer"] = {"backend": "ledger"}
@@ -288,6 +294,10 @@ def test_dry_run_runs_unchanged_with_a_ledger_or_a_kms_signer(env, backend, caps
     assert raws
     for raw in raws:  # signed by this backend's key, for the fork's private chain
         assert Account.recover_transaction(raw) == address
+    if backend == "ledger":  # each one reviewed and approved on the device, blind signed
+        signed = [r for r in approver.reviews if r.screens[0] == ["Review", "transaction"]]
+        assert [r.outcome for r in signed] == ["approved"] * len(raws)
+        assert all(["Blind", "Signing"] in r.screens for r in signed)
 
 
 @pytest.mark.parametrize("change", ["code", "params"])
@@ -310,3 +320,21 @@ def test_run_refuses_a_strategy_changed_since_it_was_pinned(env, capsys, change)
         code.write_text(original_code)
         config.write_text(original_config)
     assert main(["strategy", "verify", "-c", str(config)]) == 0
+
+
+def test_dry_run_prints_the_rules_only_with_verbose(env, capsys):
+    argv = [
+        "dry-run",
+        "--fork-url",
+        env["w3"].provider.endpoint_uri,
+        "--config",
+        str(env["home"] / "agent.toml"),
+        "--ticks",
+        "1",
+    ]
+    assert main(argv) == 0
+    quiet = capsys.readouterr()
+    assert "MaxDailyLoss" not in quiet.err  # the rules table is for --verbose
+    assert "audit log:" in quiet.out
+    assert main([*argv, "--verbose"]) == 0
+    assert "MaxDailyLoss: pause all trading" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 
 from defiagent.agent import state_dir as state_dir_module
 from defiagent.agent.state_dir import ensure_private_state_dir
-from defiagent.errors import Refused
+from defiagent.errors import ConfigError, Refused
 from defiagent.execution.journal import Journal
 from defiagent.execution.models import PlannedCall
 from defiagent.monitoring.audit_log import HEAD_KEY_ENV, AuditLog
@@ -127,5 +127,5 @@ def test_ensure_refuses_a_dir_of_another_user(tmp_path, monkeypatch):
 def test_ensure_refuses_a_file_where_the_dir_should_be(tmp_path):
     state = tmp_path / "state"
     state.write_text("")
-    with pytest.raises(Refused, match="not a directory"):
+    with pytest.raises(ConfigError, match="is a file, not a folder"):  # a mistyped path: exit 2
         ensure_private_state_dir(state)

@@ -1,4 +1,6 @@
-"""Fixtures for the signers: an emulated Ledger, a local KMS, throwaway keystores, alerts."""
+"""Fixtures for the signers: the real Ledger Ethereum app in Speculos (tests/signing/
+speculos.py), an emulated Ledger for the faults the real app cannot make, a local KMS,
+throwaway keystores, alerts."""
 
 from __future__ import annotations
 
@@ -12,6 +14,13 @@ from defiagent.signing.ledger import LedgerSigner
 from defiagent.signing.testing.ledger_emulator import EmulatedLedger
 from defiagent.signing.testing.moto_kms import LocalKms
 from tests.signing.helpers import FAST_RETRY, REGION
+from tests.signing.speculos import (  # noqa: F401 - fixtures
+    _module_approver,
+    approver,
+    fresh_speculos,
+    speculos,
+    speculos_ledger,
+)
 
 
 @pytest.fixture
@@ -28,7 +37,8 @@ def alerts():
 
 @pytest.fixture
 def device() -> EmulatedLedger:
-    """An emulated Ledger with a fresh seed, unlocked, Ethereum app open, user approving."""
+    """An emulated Ledger with a fresh seed, unlocked, Ethereum app open, user approving.
+    For fault injection only: what the real app can do is tested against it in Speculos."""
     return EmulatedLedger(generate_mnemonic(12, Language.ENGLISH))
 
 

@@ -417,10 +417,16 @@ def test_propose_runs_the_probe_and_fails_a_honeypot(capsys, upstream, world, tm
     assert "round-trip-sellable" in out
     assert "FAIL" in out
 
-    # The honest token passes the probe (the other checks are the usual review).
+    # The honest token passes the probe. The other checks are the usual review: with no
+    # sources and no audit given here they fail, so the command still exits 1.
     code, out = _propose(capsys, upstream, world, root, "HNST", "--json")
-    assert code == 0, out
     doc = json.loads(out)
+    assert code == 1, out
+    assert not doc["checks_pass"]
+    assert not any(
+        o["check"] == "round-trip-sellable" and o["status"] == "fail"
+        for o in doc["report"]["outcomes"]
+    )
     assert doc["round_trip"]["passed"]
     assert doc["round_trip"]["loss_bps_beyond_fees"] == 0
     assert any(

@@ -20,7 +20,7 @@ class ApprovalBoundedConfig(RuleConfig):
     )
 
 
-class ApprovalBounded(Rule):
+class ApprovalBounded(Rule[ApprovalBoundedConfig]):
     id = "approval-bounded"
     title = "ApprovalBounded"
     description = (

@@ -4,7 +4,7 @@ from typing import Any
 
 from defiagent.allowlist.models import ConstraintKind
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
 
 
 def _same(actual: Any, wanted: str) -> bool:
@@ -17,7 +17,7 @@ def _same(actual: Any, wanted: str) -> bool:
     return str(actual).lower() == wanted.lower()
 
 
-class ArgumentEquals(Rule):
+class ArgumentEquals(Rule[RuleConfig]):
     id = "argument-equals"
     title = "ArgumentEquals"
     description = "arguments the entry pins with an equals constraint must have exactly that value"

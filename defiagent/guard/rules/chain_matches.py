@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
 
 
-class ChainMatches(Rule):
+class ChainMatches(Rule[RuleConfig]):
     id = "chain-matches"
     title = "ChainMatches"
     description = "the allowlist, the market data and the agent must all be on the same chain"

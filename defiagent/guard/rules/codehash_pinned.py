@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
 from defiagent.guard.conventions import address_args
 
 
-class CodehashPinned(Rule):
+class CodehashPinned(Rule[RuleConfig]):
     id = "codehash-pinned"
     title = "CodehashPinned"
     description = (

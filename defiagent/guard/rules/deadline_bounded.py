@@ -14,7 +14,7 @@ class DeadlineConfig(RuleConfig):
     )
 
 
-class DeadlineBounded(Rule):
+class DeadlineBounded(Rule[DeadlineConfig]):
     id = "deadline-bounded"
     title = "DeadlineBounded"
     description = (

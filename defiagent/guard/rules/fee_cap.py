@@ -13,7 +13,7 @@ class FeeCapConfig(RuleConfig):
     max_priority_fee_per_gas_gwei: float = Field(default=3, ge=0, description="tip, gwei")
 
 
-class FeeCap(Rule):
+class FeeCap(Rule[FeeCapConfig]):
     id = "fee-cap"
     title = "FeeCap"
     description = "no transaction while the network fee (base fee + tip) is above the cap"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from defiagent.abi_signature import parse_signature
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
-from defiagent.guard.calldata import parse_signature, selector_of
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
+from defiagent.guard.calldata import selector_of
 
 
-class FunctionInScope(Rule):
+class FunctionInScope(Rule[RuleConfig]):
     id = "function-in-scope"
     title = "FunctionInScope"
     description = (

@@ -23,7 +23,7 @@ class IntentKindConfig(RuleConfig):
     )
 
 
-class IntentKindAllowed(Rule):
+class IntentKindAllowed(Rule[IntentKindConfig]):
     id = "intent-kind-allowed"
     title = "IntentKindAllowed"
     description = "the strategy may only ask for the configured intent kinds, never a raw call"

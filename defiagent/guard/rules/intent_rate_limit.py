@@ -11,7 +11,7 @@ class RateLimitConfig(RuleConfig):
     window_seconds: int = Field(default=60, gt=0, description="length of the sliding window")
 
 
-class IntentRateLimit(Rule):
+class IntentRateLimit(Rule[RateLimitConfig]):
     id = "intent-rate-limit"
     title = "IntentRateLimit"
     description = "a strategy may only send so many intents per window; the surplus is refused"

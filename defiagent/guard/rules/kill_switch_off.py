@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
 
 
-class KillSwitchOff(Rule):
+class KillSwitchOff(Rule[RuleConfig]):
     id = "kill-switch-off"
     title = "KillSwitchOff"
     description = "refuse every call while the operator's kill switch is on"

@@ -4,11 +4,11 @@ import itertools
 
 from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
 from defiagent.guard.conventions import RoleArgs, is_trade, undeclared
 
 
-class PriceSane(Rule):
+class PriceSane(Rule[RuleConfig]):
     id = "price-sane"
     title = "PriceSane"
     description = (

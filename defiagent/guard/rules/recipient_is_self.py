@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from defiagent.allowlist.models import ConstraintKind
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
 from defiagent.guard.conventions import RECIPIENT_ARGS, addresses
 
 
-class RecipientIsSelf(Rule):
+class RecipientIsSelf(Rule[RuleConfig]):
     id = "recipient-is-self"
     title = "RecipientIsSelf"
     description = (

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
 
 
-class SenderIsAgent(Rule):
+class SenderIsAgent(Rule[RuleConfig]):
     id = "sender-is-agent"
     title = "SenderIsAgent"
     description = "a call is only ever planned from the agent's own account"

@@ -16,7 +16,7 @@ class SlippageConfig(RuleConfig):
     max_slippage_bps: float = Field(default=100, ge=0, le=5_000, description="basis points")
 
 
-class SlippageBound(Rule):
+class SlippageBound(Rule[SlippageConfig]):
     id = "slippage-bound"
     title = "SlippageBound"
     description = (
@@ -50,6 +50,7 @@ class SlippageBound(Rule):
         return self.refuse(undeclared(req, wanted, CANNOT))
 
     def _swap(self, req: GuardRequest, ctx: GuardContext, a: RoleArgs, bps: float) -> Verdict:
+        assert req.function is not None  # the call decoded, so its function was found
         if R.PATH in a:
             path = list(a[R.PATH])
         elif R.TOKEN_IN in a and R.TOKEN_OUT in a:

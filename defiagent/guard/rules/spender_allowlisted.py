@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from defiagent.allowlist.models import ConstraintKind, Role
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
 from defiagent.guard.conventions import (
     ALL_OR_NOTHING_APPROVALS,
     APPROVAL_FUNCTIONS,
@@ -18,7 +18,7 @@ def _roles(roles: tuple[Role, ...]) -> str:
     return " or ".join(r.value for r in roles)
 
 
-class SpenderAllowlisted(Rule):
+class SpenderAllowlisted(Rule[RuleConfig]):
     id = "spender-allowlisted"
     title = "SpenderAllowlisted"
     description = (

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity
 
 
-class TargetAllowlisted(Rule):
+class TargetAllowlisted(Rule[RuleConfig]):
     id = "target-allowlisted"
     title = "TargetAllowlisted"
     description = "the call's target must be an active (verified, unrevoked) allowlist entry"

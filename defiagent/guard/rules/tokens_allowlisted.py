@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from defiagent.allowlist.models import ConstraintKind
 from defiagent.decisions import Verdict
-from defiagent.guard.base import GuardContext, GuardRequest, Rule, Severity, unreadable
+from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
 from defiagent.guard.conventions import TOKEN_ARGS, addresses
 
 
-class TokensAllowlisted(Rule):
+class TokensAllowlisted(Rule[RuleConfig]):
     id = "tokens-allowlisted"
     title = "TokensAllowlisted"
     description = (

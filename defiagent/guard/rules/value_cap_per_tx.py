@@ -11,7 +11,7 @@ class PerTxValueCapConfig(RuleConfig):
     max_value: float = Field(default=1_000.0, gt=0, description="numeraire units per transaction")
 
 
-class PerTxValueCap(Rule):
+class PerTxValueCap(Rule[PerTxValueCapConfig]):
     id = "value-cap-per-tx"
     title = "PerTxValueCap"
     description = "what one transaction may spend, valued in the numeraire, is capped"

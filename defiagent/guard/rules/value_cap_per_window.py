@@ -12,7 +12,7 @@ class WindowValueCapConfig(RuleConfig):
     window_seconds: int = Field(default=86_400, gt=0, description="length of the sliding window")
 
 
-class WindowValueCap(Rule):
+class WindowValueCap(Rule[WindowValueCapConfig]):
     id = "value-cap-per-window"
     title = "WindowValueCap"
     description = "what all transactions together may spend in a sliding window is capped"

@@ -123,7 +123,7 @@ class EmulatedLedger:
 
     # --- ledgerblue Dongle interface -------------------------------------------------
 
-    def exchange(self, apdu: bytes, timeout: int = 20000) -> bytearray:
+    def exchange(self, apdu: bytes | bytearray, timeout: float = 20000) -> bytearray:
         self.apdus.append(bytes(apdu))
         try:
             data, sw = self.process(bytes(apdu))
@@ -335,7 +335,9 @@ def _int(value: bytes) -> int:
     return int.from_bytes(value, "big")
 
 
-def _decode_transaction(received: bytes, *, chain_less: bool) -> tuple[int, dict, int | None]:
+def _decode_transaction(
+    received: bytes, *, chain_less: bool
+) -> tuple[int, dict[str, Any], int | None]:
     try:
         if chain_less:
             _, _, _, offset = consume_length_prefix(received, 0)

@@ -35,7 +35,7 @@ class LedgerTcpEmulator:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one device: APDUs are handled one at a time
 
-    def _handler(self):
+    def _handler(self) -> type[socketserver.BaseRequestHandler]:
         emulator = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -78,5 +78,5 @@ class LedgerTcpEmulator:
     def __enter__(self) -> LedgerTcpEmulator:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

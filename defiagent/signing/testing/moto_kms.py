@@ -15,11 +15,17 @@ import base64
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+if TYPE_CHECKING:
+    from moto.kms.responses import KmsResponse
+    from types_boto3_kms import KMSClient  # the stubs are a dev dependency: types only
+    from types_boto3_kms.literals import KeySpecType, KeyUsageTypeType
 
 
 @dataclass
@@ -56,7 +62,8 @@ class LocalKms:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self._original_sign = KmsResponse.sign
-        KmsResponse.sign = self._patched_sign()
+        patched: Any = KmsResponse  # a method replaced on purpose, which mypy refuses
+        patched.sign = self._patched_sign()
         # Port 0: the OS picks a free port, no race with other test runs.
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -69,7 +76,8 @@ class LocalKms:
             self._server.stop()
             self._server = None
         if self._original_sign is not None:
-            KmsResponse.sign = self._original_sign
+            patched: Any = KmsResponse
+            patched.sign = self._original_sign
             self._original_sign = None
 
     def __enter__(self) -> LocalKms:
@@ -78,21 +86,24 @@ class LocalKms:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def client(self) -> Any:
+    def client(self) -> KMSClient:
         import boto3
 
         return boto3.client("kms", region_name=self.region, endpoint_url=self.endpoint_url)
 
-    def create_key(self, key_spec: str = "ECC_SECG_P256K1", usage: str = "SIGN_VERIFY") -> str:
+    def create_key(
+        self, key_spec: KeySpecType = "ECC_SECG_P256K1", usage: KeyUsageTypeType = "SIGN_VERIFY"
+    ) -> str:
         meta = self.client().create_key(KeySpec=key_spec, KeyUsage=usage)["KeyMetadata"]
         return meta["KeyId"]
 
-    def _patched_sign(self):
+    def _patched_sign(self) -> Callable[[KmsResponse], str]:
         local = self
         original = self._original_sign
 
-        def sign(response) -> str:
+        def sign(response: KmsResponse) -> str:
             from moto.core.exceptions import JsonRESTError
+            from moto.kms.utils import ECDSAPrivateKey
 
             with local._lock:
                 local.sign_calls += 1
@@ -100,7 +111,8 @@ class LocalKms:
                     local.misbehave.throttle_next -= 1
                     raise JsonRESTError("ThrottlingException", "Rate exceeded")
             if response._get_param("MessageType") != "DIGEST":
-                return original(response)
+                answer: str = original(response)
+                return answer
             key_id = response._get_param("KeyId")
             digest = response._get_param("Message")  # moto base64-decodes it
             algorithm = response._get_param("SigningAlgorithm")
@@ -110,6 +122,7 @@ class LocalKms:
                 raise JsonRESTError("ValidationException", f"bad SigningAlgorithm {algorithm}")
             if len(digest) != 32:
                 raise JsonRESTError("ValidationException", "Digest is not 32 bytes")
+            assert isinstance(key.private_key, ECDSAPrivateKey)  # it signs with ECDSA_SHA_256
             private = local._other_key if local.misbehave.other_key else key.private_key.private_key
             # The real KMS DIGEST behaviour: sign these 32 bytes, do not hash them again.
             der = private.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))

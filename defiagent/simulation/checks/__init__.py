@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from defiagent.decisions import Decision
 from defiagent.execution.models import PlannedCall
@@ -30,7 +31,7 @@ ALL_CHECKS: tuple[type[OutcomeCheck], ...] = (
 )
 # Checks of a whole plan from a probe the agent runs after the per-call checks (they carry a
 # rule's metadata and config section, so the guard registry lists and configures them).
-PLAN_CHECKS: tuple[type[Described], ...] = (RequoteAgrees, RoundTripSellable)
+PLAN_CHECKS: tuple[type[Described[Any]], ...] = (RequoteAgrees, RoundTripSellable)
 
 
 def describe() -> list[dict[str, str]]:

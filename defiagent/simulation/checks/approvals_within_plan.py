@@ -5,8 +5,11 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
 from defiagent.simulation.decode import MAX_UINT
+from defiagent.simulation.models import SimulationOutcome
 
 
 def _key(token: str, spender: str) -> str:
@@ -22,11 +25,11 @@ class ApprovalsWithinPlan(OutcomeCheck):
     severity = Severity.CRITICAL
     rationale = "An unlimited or unexpected approval lets the spender take the tokens later."
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         allowed = {}
-        for key, amount in call.allowed_approvals.items():
+        for key, cap in call.allowed_approvals.items():
             token, _, spender = key.partition(":")
-            allowed[_key(token, spender)] = amount
+            allowed[_key(token, spender)] = cap
         problems = []
         for approval in outcome.approvals:
             limit = allowed.get(_key(approval.token, approval.spender))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
-from defiagent.simulation.models import ETH
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import ETH, SimulationOutcome
 
 
 class DeltasWithinIntent(OutcomeCheck):
@@ -19,7 +21,7 @@ class DeltasWithinIntent(OutcomeCheck):
         "measured balance change is what the agent actually gets."
     )
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         problems = []
         for expected in call.expected:
             key = expected.token or ETH

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 from defiagent.allowlist.models import AllowlistEntry, Severity
-from defiagent.simulation.checks.base import OutcomeCheck
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import SimulationOutcome
 
 
 class ForkCodePinned(OutcomeCheck):
@@ -20,7 +26,7 @@ class ForkCodePinned(OutcomeCheck):
         "the real call."
     )
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         hashes = outcome.fork_codehashes
         if hashes is None:
             return self.refuse(
@@ -67,7 +73,10 @@ class ForkCodePinned(OutcomeCheck):
         return self.allow()
 
 
-def _lookup(mapping: dict, address: str):
+V = TypeVar("V")
+
+
+def _lookup(mapping: Mapping[str, V], address: str) -> V | None:
     value = mapping.get(address)
     if value is None:
         low = address.lower()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import SimulationOutcome
 
 
 class GasUnderCap(OutcomeCheck):
@@ -12,7 +15,7 @@ class GasUnderCap(OutcomeCheck):
     severity = Severity.MEDIUM
     rationale = "A gas-burning contract or a pathological route wastes ETH on every attempt."
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         if outcome.gas_used <= ctx.max_gas:
             return self.allow()
         return self.refuse(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
-from defiagent.simulation.models import ETH
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import ETH, SimulationOutcome
 
 
 class NothingElseLeaves(OutcomeCheck):
@@ -18,7 +20,7 @@ class NothingElseLeaves(OutcomeCheck):
         "mentioned (a transferFrom through an old approval, a hidden fee)."
     )
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         named = {ETH if e.token is None else to_checksum_address(e.token) for e in call.expected}
         leaks = [
             f"{ctx.amount(None if asset == ETH else asset, delta)} leaves the agent"

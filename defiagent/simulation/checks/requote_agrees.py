@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from defiagent.guard.base import Described, Severity
+from defiagent.guard.base import Described, RuleConfig, Severity
 
 
-class RequoteAgrees(Described):
+class RequoteAgrees(Described[RuleConfig]):
     id: ClassVar[str] = "requote-agrees"
     title: ClassVar[str] = "RequoteAgrees"
     group: ClassVar[str] = "outcome"

@@ -37,7 +37,7 @@ class RoundTripConfig(RuleConfig):
     )
 
 
-class RoundTripSellable(Described):
+class RoundTripSellable(Described[RoundTripConfig]):
     id: ClassVar[str] = "round-trip-sellable"
     title: ClassVar[str] = "RoundTripSellable"
     group: ClassVar[str] = "outcome"

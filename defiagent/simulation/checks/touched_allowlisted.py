@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import SimulationOutcome
 
 
 class TouchedAllowlisted(OutcomeCheck):
@@ -18,7 +21,7 @@ class TouchedAllowlisted(OutcomeCheck):
         "path); the trace shows every contract the call would reach."
     )
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         allowlist = ctx.allowlist
         target = allowlist.get(call.target)
         callees = {c.lower() for c in (target.allowed_callees if target else [])}

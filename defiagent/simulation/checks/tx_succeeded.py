@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from defiagent.allowlist.models import Severity
-from defiagent.simulation.checks.base import OutcomeCheck
+from defiagent.decisions import Verdict
+from defiagent.execution.models import PlannedCall
+from defiagent.simulation.checks.base import CheckContext, OutcomeCheck
+from defiagent.simulation.models import SimulationOutcome
 
 
 class TxSucceeded(OutcomeCheck):
@@ -14,7 +17,7 @@ class TxSucceeded(OutcomeCheck):
         "A reverting transaction only burns gas; a revert also means the plan misread the chain."
     )
 
-    def check(self, call, outcome, ctx):
+    def check(self, call: PlannedCall, outcome: SimulationOutcome, ctx: CheckContext) -> Verdict:
         if outcome.success:
             return self.allow()
         reason = outcome.revert_reason or "reverted without a reason"

@@ -25,7 +25,7 @@ import json
 import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import openai
@@ -42,6 +42,10 @@ from defiagent.strategy.sdk import (
     run,
 )
 from defiagent.types import Address
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
 
 NEVER_KINDS = frozenset({"raw-call"})  # a model composes no calldata, whatever it is told
 AGENT_FIELDS = ("id", "recipient")  # the agent's to set: not offered to the model
@@ -133,7 +137,7 @@ def intents_schema(kinds: list[str]) -> dict[str, Any]:
     }
 
 
-def response_format(kinds: list[str]) -> dict[str, Any]:
+def response_format(kinds: list[str]) -> ResponseFormatJSONSchema:
     # strict would require every field and forbid defaults; local servers ignore it anyway
     return {
         "type": "json_schema",
@@ -304,7 +308,7 @@ class LlmStrategy(Strategy):
             self.note("llm: the previous model call is still running; not asked this tick")
             return []
         view = snapshot_view(market, portfolio, self.tick, self.p.tokens)
-        messages = [
+        messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": self._system},
             {
                 "role": "user",
@@ -319,7 +323,7 @@ class LlmStrategy(Strategy):
             return []
         return self._parse(content, finish_reason)
 
-    def _call(self, messages: list[dict[str, str]]) -> tuple[str, str | None]:
+    def _call(self, messages: list[ChatCompletionMessageParam]) -> tuple[str, str | None]:
         """The call in a daemon thread, waited for until the deadline at most: a server that
         trickles bytes cannot hold the tick past `timeout_seconds`. A late call ends itself at
         its next read (each read is bounded by the client's timeout), its answer unused."""
@@ -352,7 +356,9 @@ class LlmStrategy(Strategy):
             )
         return self._client
 
-    def _request(self, messages: list[dict[str, str]], deadline: float) -> tuple[str, str | None]:
+    def _request(
+        self, messages: list[ChatCompletionMessageParam], deadline: float
+    ) -> tuple[str, str | None]:
         cap = self.p.max_output_chars * 6 + ENVELOPE_BYTES  # \uXXXX escapes: 6 bytes a char
         create = self._client_for().chat.completions.with_streaming_response.create
         with create(
@@ -460,6 +466,7 @@ def _content_of(body: bytes) -> tuple[str, str | None]:
     message = choice.get("message") if isinstance(choice, dict) else None
     if not isinstance(message, dict):
         raise _CallFailed("the endpoint's answer has no choices[0].message")
+    assert isinstance(choice, dict)  # it has a message
     if message.get("refusal"):
         raise _CallFailed("the model refused")
     content = message.get("content")
