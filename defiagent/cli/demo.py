@@ -30,7 +30,7 @@ def demo(
     signer: str = typer.Option(
         "keystore",
         "--signer",
-        help="The agent's signer: keystore, ledger (emulated device over TCP) or kms (local KMS).",
+        help="The agent's signer: keystore, ledger (the real Ethereum app in Speculos) or kms (local KMS).",
     ),
 ) -> None:
     """Run the guarded agent on a local chain: honest trades sent, rogue requests refused."""
