@@ -333,78 +333,65 @@ def _escape_checks(
             )
         return "; ".join(out)
 
-    out = []
-    reads = seen("read")
-    out.append(
-        EscapeCheck(
-            attempt="read the keystores, the state dir and the allowlist",
-            inside=short(reads) or NOT_TRIED,
-            outside="every read failed inside the sandbox: those paths are not in its view",
-            attempted=True,
-            blocked=bool(reads) and all("blocked" in n for n in reads),
+    def check(attempt: str, inside: str, outside: str, blocked: bool) -> EscapeCheck:
+        tried = bool(inside)
+        return EscapeCheck(
+            attempt=attempt,
+            inside=inside or NOT_TRIED,
+            outside=outside,
+            attempted=tried,
+            blocked=tried and blocked,
         )
-    )
-    conns = seen("connect")
-    out.append(
-        EscapeCheck(
-            attempt="connect to the RPC port",
-            inside=short(conns) or NOT_TRIED,
-            outside="its network namespace has no route out (no endpoint listed)",
-            attempted=True,
-            blocked=bool(conns) and all("blocked" in n for n in conns),
-        )
-    )
-    writes = seen("write")
-    out.append(
-        EscapeCheck(
-            attempt="turn the kill switch off by writing its file",
-            inside=short(writes) or NOT_TRIED,
-            outside="kill-switch file unchanged"
-            if switch_unchanged
-            else "KILL-SWITCH FILE CHANGED",
-            attempted=True,
-            blocked=bool(writes) and switch_unchanged and not kill_switch_on,
-        )
-    )
-    signals = seen("signal")
-    out.append(
-        EscapeCheck(
-            attempt="signal its parent and the agent's PID",
-            inside=short(signals) or NOT_TRIED,
-            outside="the agent kept running every tick" if agent_alive else "AGENT DIED",
-            attempted=True,
-            blocked=bool(signals) and agent_alive and all("SUCCEEDED" not in n for n in signals),
-        )
-    )
-    memory = seen("allocate")
-    out.append(
-        EscapeCheck(
-            attempt="allocate past its memory limit",
-            inside=short(memory) or NOT_TRIED,
-            outside="stopped by its address-space limit",
-            attempted=True,
-            blocked=bool(memory) and all("blocked" in n for n in memory),
-        )
-    )
-    out.append(
-        EscapeCheck(
-            attempt="loop forever",
-            inside=failed.get("timeout", NOT_TRIED),
-            outside="its tick was refused and the child restarted; the others traded",
-            attempted=True,
-            blocked="timeout" in failed,
-        )
-    )
-    out.append(
-        EscapeCheck(
-            attempt="print garbage on the protocol stream",
-            inside=failed.get("garbage", NOT_TRIED),
-            outside="its answer was refused and the child restarted",
-            attempted=True,
-            blocked="garbage" in failed,
-        )
-    )
-    return [c.model_copy(update={"attempted": c.inside != NOT_TRIED}) for c in out]
+
+    def all_blocked(lines: list[str]) -> bool:
+        return all("blocked" in n for n in lines)
+
+    reads, conns, writes = seen("read"), seen("connect"), seen("write")
+    signals, memory = seen("signal"), seen("allocate")
+    return [
+        check(
+            "read the keystores, the state dir and the allowlist",
+            short(reads),
+            "every read failed inside the sandbox: those paths are not in its view",
+            all_blocked(reads),
+        ),
+        check(
+            "connect to the RPC port",
+            short(conns),
+            "its network namespace has no route out (no endpoint listed)",
+            all_blocked(conns),
+        ),
+        check(
+            "turn the kill switch off by writing its file",
+            short(writes),
+            "kill-switch file unchanged" if switch_unchanged else "KILL-SWITCH FILE CHANGED",
+            switch_unchanged and not kill_switch_on,
+        ),
+        check(
+            "signal its parent and the agent's PID",
+            short(signals),
+            "the agent kept running every tick" if agent_alive else "AGENT DIED",
+            agent_alive and all("SUCCEEDED" not in n for n in signals),
+        ),
+        check(
+            "allocate past its memory limit",
+            short(memory),
+            "stopped by its address-space limit",
+            all_blocked(memory),
+        ),
+        check(
+            "loop forever",
+            failed.get("timeout", ""),
+            "its tick was refused and the child restarted; the others traded",
+            True,
+        ),
+        check(
+            "print garbage on the protocol stream",
+            failed.get("garbage", ""),
+            "its answer was refused and the child restarted",
+            True,
+        ),
+    ]
 
 
 DEMO_WEBHOOK_ENV = "DEFIAGENT_DEMO_WEBHOOK_URL"

@@ -185,10 +185,7 @@ class Agent:
                 reports.append(report)
                 if report.status != "executed":
                     return self._revoke_left_approvals(state, reports)
-                try:  # state moved: read it again
-                    state[:] = self._observe()
-                except DefiagentError as exc:
-                    p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+                if not self._reobserve(state):  # state moved: read it again
                     return False
                 self._record_trade(strategy, intent, report, m, pf, ctx, state[1], exit)
                 return True
@@ -862,16 +859,23 @@ class Agent:
         p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
 
+    def _reobserve(self, state: list[Any]) -> bool:
+        """Read the state again into `state`; False (recorded) when it cannot be read, and
+        the tick must stop."""
+        try:
+            state[:] = self._observe()
+        except DefiagentError as exc:
+            self.p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+            return False
+        return True
+
     def _revoke_left_approvals(self, state: list[Any], reports: list[IntentReport]) -> bool:
         """Approve 0 for each approval a refused plan left behind, through the guarded path
         (planned, guarded, simulated, checked). False when the state cannot be read."""
         p = self.p
         while self._left_approvals:
             strategy, intent_id, token, spender = self._left_approvals.pop(0)
-            try:
-                state[:] = self._observe()
-            except DefiagentError as exc:
-                p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+            if not self._reobserve(state):
                 return False
             m, pf, ctx = state
             if pf.allowance(token, spender) == 0:
@@ -889,10 +893,7 @@ class Agent:
             report = self._handle_safely(strategy, revoke, m, pf, ctx)
             reports.append(report)
             if report.status == "executed":
-                try:
-                    state[:] = self._observe()
-                except DefiagentError as exc:
-                    p.audit.record("tick-aborted", {"tick": self.tick_no, "reason": str(exc)})
+                if not self._reobserve(state):
                     return False
             else:
                 self.alert(
