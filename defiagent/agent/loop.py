@@ -420,7 +420,7 @@ class Agent:
         )
         codehashes, implementations = observe_code(p.rpc, p.allowlist, market.block_number)
         if p.quorum is not None:  # a lying primary is outvoted before anything is planned
-            p.quorum.check(p.rpc, market.block_number, sorted(codehashes), market.pools)
+            p.quorum.check(p.rpc, market.block_number, codehashes, market.pools)
         prices = numeraire_prices(market, weth=p.weth)
         now = p.clock()
         value, risk = self.history.observe(now, market, portfolio, prices)

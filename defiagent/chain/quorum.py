@@ -10,11 +10,11 @@ skipped, nothing is signed. What a quorum does not cover is in docs/price-sanity
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, keccak
 
 from defiagent.chain.rpc import RpcError
 from defiagent.errors import InfraError
@@ -46,7 +46,7 @@ def _view(answers: list, addresses: Sequence[str], pools: Sequence[PoolState]) -
         raise InfraError("it does not have that block yet")
     view = {"block hash": str(header["hash"]).lower()}
     for address, code in zip(addresses, rest[: len(addresses)], strict=True):
-        view[f"code of {address}"] = str(code).lower()
+        view[f"code of {address}"] = "0x" + keccak(hexstr=str(code) or "0x").hex()
     for pool, raw in zip(pools, rest[len(addresses) :], strict=True):
         r0, r1, _ = decode(["uint112", "uint112", "uint32"], bytes.fromhex(str(raw)[2:]))
         view[f"reserves of {pool.address}"] = f"{r0}/{r1}"
@@ -67,17 +67,24 @@ class ProviderQuorum:
         self,
         primary: BatchRpcClient,
         block: int,
-        addresses: Sequence[str],
+        codehashes: Mapping[str, str],
         pools: Sequence[PoolState],
     ) -> None:
-        """InfraError unless `quorum` providers (the primary counted) agree at `block`."""
+        """InfraError unless `quorum` providers (the primary counted) agree at `block`.
+
+        The primary's side is what the tick already read from it (`codehashes` of the
+        allowlisted contracts, the snapshot's `pools`): only its block hash is asked for."""
+        addresses = sorted(codehashes)
         reads = _reads(block, addresses, pools)
         try:
-            mine = _view(primary.batch(reads), addresses, pools)
-        except (RpcError, InfraError, ValueError) as exc:
+            header = primary.call("eth_getBlockByNumber", hex(block), False)
+        except RpcError as exc:
             raise InfraError(f"the primary RPC could not be read for the quorum: {exc}") from exc
-        if any(mine[f"reserves of {p.address}"] != f"{p.reserve0}/{p.reserve1}" for p in pools):
-            raise InfraError(f"the primary RPC changed its answer about block {block}")
+        if not isinstance(header, dict) or not header.get("hash"):
+            raise InfraError(f"the primary RPC has no block {block} for the quorum")
+        mine = {"block hash": str(header["hash"]).lower()}
+        mine |= {f"code of {a}": codehashes[a].lower() for a in addresses}
+        mine |= {f"reserves of {p.address}": f"{p.reserve0}/{p.reserve1}" for p in pools}
         agree, problems = 1, []
         for client, name in zip(self.clients, self.names, strict=True):
             try:
