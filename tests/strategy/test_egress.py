@@ -829,13 +829,14 @@ def _bwrap_argv(socket_dir: Path) -> list[str]:
         "--new-session",
         "--clearenv",
         "--setenv", "PATH", "/usr/bin:/bin",
+        # private /proc, /dev and /tmp first: a checkout (and its venv) may lie in /tmp
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--tmpfs", "/tmp",
         *binds,
         "--symlink", "usr/bin", "/bin",
         "--symlink", "usr/lib", "/lib",
         "--symlink", "usr/lib64", "/lib64",
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--tmpfs", "/tmp",
         # the directory holding the egress socket, read-only: connect() needs no write
         # access to the mount, and the strategy can neither replace the socket nor leave
         # files beside it
