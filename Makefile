@@ -1,5 +1,5 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Each bootstraps first.
-.PHONY: setup demo test test-fast lint format bench doctor clean
+.PHONY: setup demo test test-fast lint format bench bench-vet mutation doctor clean
 
 VENV := .venv
 PYTEST_WORKERS ?= 2
@@ -30,6 +30,15 @@ format: setup
 
 bench: setup
 	@exec $(VENV)/bin/python scripts/bench.py
+
+# Vetting: a first vet against bare Slither, batch throughput with 1 and 2 Dask workers.
+bench-vet: setup
+	@exec $(VENV)/bin/python scripts/bench_vet.py
+
+# Mutation testing of the guard rules, the outcome checks and the journal (mutmut, configured
+# in pyproject.toml); fails below 90% killed in any module. Separate from `make test`.
+mutation: setup
+	@exec $(VENV)/bin/python scripts/mutation.py
 
 doctor: setup
 	@exec $(VENV)/bin/defiagent doctor

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -25,15 +25,26 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from defiagent.backtest.gates.registry import GatesConfig
+from defiagent.broadcast.config import BroadcastConfig
 from defiagent.errors import ConfigError
 from defiagent.execution.fees import FeePolicy
 from defiagent.guard.registry import GuardSection, RiskSection, merge_section
 from defiagent.market.http_price import HttpPriceConfig
 from defiagent.monitoring.alerts import AlertsConfig
 from defiagent.monitoring.auto_kill import AutoKillConfig
+from defiagent.net.tls import TlsConfig, require_secure_url
+from defiagent.privacy.config import RetentionConfig
+from defiagent.safe.config import SafeConfig
+from defiagent.secrets.reference import looks_like_reference, parse_reference
+from defiagent.secrets.settings import SecretsConfig
 from defiagent.signing.config import SignerConfig
+from defiagent.state_crypto.config import StateConfig
 from defiagent.strategy.config import StrategyConfig
 from defiagent.types import Address
+
+if TYPE_CHECKING:  # the registry imports this module's users: no import at load time
+    from defiagent.protocols.base import ProtocolAddresses
 
 DEFAULT_STATE_DIR = Path(".defiagent")
 
@@ -43,11 +54,35 @@ class Section(BaseModel):
 
 
 class ProtocolsConfig(Section):
-    """The contracts the planner targets (each must also be an active allowlist entry)."""
+    """The contracts the planners target (each must also be an active allowlist entry).
+
+    `router`, `weth` and `factory` are Uniswap V2's and WETH's; any other protocol of the
+    registry (defiagent/protocols/registry.py) reads its own table `[protocols.<name>]`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the tables, checked below
 
     router: Address
     weth: Address
     factory: Address | None = None
+
+    @model_validator(mode="after")
+    def _protocol_tables(self) -> ProtocolsConfig:
+        from defiagent.protocols.registry import validate_sections  # it imports the planners
+
+        validate_sections(dict(self.model_extra or {}))
+        return self
+
+    def addresses(self) -> ProtocolAddresses:
+        """What the planners are built with: these keys and every protocol's table."""
+        from defiagent.protocols.base import ProtocolAddresses
+
+        return ProtocolAddresses(
+            router=self.router,
+            weth=self.weth,
+            factory=self.factory,
+            sections={k: dict(v) for k, v in (self.model_extra or {}).items()},
+        )
 
 
 class ChainlinkFeed(Section):
@@ -132,6 +167,42 @@ class SimulationConfig(Section):
     fork_url: str | None = Field(default=None, description="upstream to fork; default rpc_url")
     max_gas_per_tx: int = Field(default=1_000_000, gt=21_000)
     rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+    share_tolerance_bps: int = Field(
+        default=10,
+        ge=0,
+        le=1_000,
+        description="shares-as-previewed: how far an ERC-4626 call's shares may fall short "
+        "of (deposit) or exceed (withdraw) the vault's own preview on the fork",
+    )
+
+
+class BacktestConfig(Section):
+    """`[backtest]`: how `defiagent backtest` replays history, and how `run` judges its
+    certificates (docs/backtest.md)."""
+
+    certificates_dir: Path = Field(
+        default=Path("backtest-certificates"),
+        description="signed backtest certificates, one <strategy>.json each",
+    )
+    max_certificate_age_days: float = Field(
+        default=30.0, gt=0, description="older certificates are refused by run"
+    )
+    start_balances: dict[str, float] = Field(
+        default_factory=dict,
+        description='whole units per token address or "ETH"; empty: 10,000 numeraire and 1 ETH',
+    )
+    eth_price: float | None = Field(
+        default=None,
+        gt=0,
+        description="numeraire per ETH for gas when the history has no WETH pool",
+    )
+    mandate_margin: float = Field(
+        default=0.5, ge=0, description="headroom of the certified mandate over the backtest"
+    )
+    gates: GatesConfig = Field(
+        default_factory=GatesConfig,
+        description="[backtest.gates.*]: each overfitting gate's thresholds (docs/backtest.md)",
+    )
 
 
 class MetricsConfig(Section):
@@ -174,12 +245,33 @@ class AgentConfig(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     auto_kill: AutoKillConfig = Field(default_factory=AutoKillConfig)
     signer: SignerConfig
+    safe: SafeConfig | None = Field(
+        default=None, description="trade from this Safe through its guard (docs/custody.md)"
+    )
     pins_file: Path = Field(
         default=Path("strategy-pins.json"),
         description="the operator-signed pins of each strategy's code and params",
     )
     pin_signers: list[Address] = Field(
         default_factory=list, description="operator addresses whose pin signatures count"
+    )
+    state: StateConfig = Field(
+        default_factory=StateConfig, description="[state.encryption]: the state dir at rest"
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    require_backtest: bool = Field(
+        default=True,
+        description="run refuses a strategy without a valid signed backtest certificate",
+    )
+    secrets: SecretsConfig = Field(
+        default_factory=SecretsConfig,
+        description="Vault / Secrets Manager access (docs/secrets.md)",
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    broadcast: BroadcastConfig = Field(
+        default_factory=BroadcastConfig,
+        description="public mempool or a private relay (docs/agent.md#private-submission)",
     )
     _source: Path | None = PrivateAttr(default=None)  # the file it was read from
 
@@ -190,6 +282,9 @@ class AgentConfig(BaseSettings):
     @field_validator("rpc_url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if looks_like_reference(value):  # resolved at start (docs/secrets.md)
+            parse_reference(value)
+            return value
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 (a bad port raises here)
@@ -197,7 +292,7 @@ class AgentConfig(BaseSettings):
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL with a host, e.g. https://rpc.example")
-        return value
+        return require_secure_url(value)
 
     @field_validator("rpc_urls")
     @classmethod
@@ -257,9 +352,15 @@ class AgentConfig(BaseSettings):
             "allowlist_dir": fix(self.allowlist_dir),
             "state_dir": fix(self.state_dir),
             "pins_file": fix(self.pins_file),
+            "backtest": self.backtest.model_copy(
+                update={"certificates_dir": fix(self.backtest.certificates_dir)}
+            ),
             "strategy": self.strategy.resolved(base_dir),
             "strategies": [s.resolved(base_dir) for s in self.strategies],
+            "secrets": self.secrets.resolved(base_dir),
         }
+        if self.tls.ca_bundle is not None:
+            update["tls"] = TlsConfig(ca_bundle=fix(self.tls.ca_bundle.expanduser()))
         path = getattr(self.signer, "path", None)
         if isinstance(path, Path):
             update["signer"] = self.signer.model_copy(update={"path": fix(path)})
@@ -272,6 +373,8 @@ class AgentConfig(BaseSettings):
         data["rpc_urls"] = [_host_only(u) for u in self.rpc_urls]
         if self.simulation.fork_url:
             data["simulation"]["fork_url"] = _host_only(self.simulation.fork_url)
+        if self.broadcast.relay_url:
+            data["broadcast"]["relay_url"] = _host_only(self.broadcast.relay_url)
         return data
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class Verdict(BaseModel):
@@ -13,6 +13,12 @@ class Verdict(BaseModel):
     rule: str  # the rule or check id, e.g. "recipient-is-self"
     allowed: bool
     reason: str = ""
+
+    @model_validator(mode="after")
+    def _refusal_says_why(self) -> Verdict:
+        if not self.allowed and not self.reason.strip():
+            raise ValueError(f"{self.rule} refused without a reason")
+        return self
 
     @classmethod
     def allow(cls, rule: str) -> Verdict:

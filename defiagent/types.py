@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -13,7 +14,17 @@ UINT256_MAX = 2**256 - 1
 
 
 def _checksum(value: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not an Ethereum address (0x and 40 hex digits)")
+    return _checksum_text(value)
+
+
+# Cached: every snapshot, quote and intent checks the same few addresses again, and each
+# check is a keccak (a backtest makes hundreds of thousands). A bad address raises, which
+# lru_cache never stores, so each bad one is refused every time.
+@lru_cache(maxsize=65_536)
+def _checksum_text(value: str) -> str:
+    if not is_address(value):
         hint = "0x and 40 hex digits"
         if isinstance(value, str) and value.lower().endswith(".eth"):
             hint += "; ENS names are not resolved"

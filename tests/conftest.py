@@ -49,3 +49,25 @@ def uniswap(w3) -> UniswapV2Deployment:
     """Real Uniswap V2 factory, router, WETH9 and two OZ tokens, with a token_a/token_b pool."""
     deployment = deploy_uniswap_v2(w3)
     return create_pool(w3, deployment, 10**24, 2 * 10**24)
+
+
+@pytest.fixture
+def openbao():
+    """A fresh OpenBao dev server (Vault API: KV v2 at `secret/`, transit once enabled).
+
+    `.url`, `.token` (random root token), `.client()` (hvac), `.kv_put()`, `.approle()`.
+    Starts in well under a second; see defiagent/testing/openbao.py.
+    """
+    from defiagent.testing.openbao import OpenBaoDev
+
+    with OpenBaoDev() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openbao_session():
+    """One OpenBao dev server shared by this worker's tests: write under your own paths."""
+    from defiagent.testing.openbao import OpenBaoDev
+
+    with OpenBaoDev() as server:
+        yield server

@@ -34,8 +34,11 @@ from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
 from defiagent.chain.anvil import Anvil, free_port
 from defiagent.config import AgentConfig, parse_config
+from defiagent.errors import ConfigError
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
 from defiagent.monitoring.kill_switch import FILENAME as KILL_SWITCH_FILE
+from defiagent.secrets.agent import references_in
+from defiagent.secrets.demo import demo_vault, vault_keystore, with_vault_secrets
 from defiagent.strategy.builtin.rogue import ESCAPES
 from defiagent.strategy.pins import pin_strategies, write_pins
 
@@ -76,6 +79,11 @@ class DemoResult(BaseModel):
     alerts: list[dict[str, Any]] = []  # what the local webhook received
     pins: dict[str, str] = {}  # strategy -> pin id
     escapes: list[EscapeCheck] = []
+    secrets: dict[str, str] = {}  # what -> the vault: reference it was read from (--secrets)
+    safe: dict[str, str] = {}  # --safe: the Safe, its guard and the agent key
+    forged: list[Any] = []  # --safe: defiagent.safe.demo.ForgedCall, sent with the agent's key
+    # --signer remote: defiagent.signing.remote.demo.ForgedRequest, sent past the agent
+    signer_forged: list[Any] = []
 
 
 def demo_config(
@@ -126,8 +134,14 @@ def run_demo(
     workdir: Path | None = None,
     on_event: Callable[[str, Any], None] | None = None,
     signer_backend: str = "keystore",
+    secrets_backend: str = "env",
+    safe: bool = False,
 ) -> DemoResult:
     emit = on_event or (lambda kind, data: None)
+    if secrets_backend not in ("env", "openbao"):
+        raise ConfigError(f"--secrets must be env or openbao, not {secrets_backend!r}")
+    if secrets_backend == "openbao" and signer_backend != "keystore":
+        raise ConfigError("--secrets openbao goes with --signer keystore (its password)")
     workdir = Path(workdir or tempfile.mkdtemp(prefix="defiagent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
@@ -138,15 +152,41 @@ def run_demo(
         noise = MarketNoise(w3, market)
 
         emit("stage", f"opening the agent's signer ({signer_backend})")
-        signer, signer_table = stack.enter_context(demo_signer(signer_backend, workdir))
+        vault = None
+        if secrets_backend == "openbao":  # every secret from a local OpenBao (vault: refs)
+            vault = stack.enter_context(demo_vault(workdir))
+            emit("openbao", vault)
+            signer, signer_table = vault_keystore(workdir, vault)
+        else:
+            signer, signer_table = stack.enter_context(demo_signer(signer_backend, workdir))
         fund(w3, market, signer.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
 
         emit("stage", "vetting the contracts, two reviewers approving them")
         allowlist = build_demo_allowlist(
             w3, market, workdir / "allowlist", on_step=lambda text: emit("stage", text)
         )
+        if signer_backend == "remote":  # the signer process needs the signed allowlist
+            emit("stage", "starting the signer process (its own key, allowlist and limits)")
+            stack.enter_context(
+                signer.start(
+                    rpc_url=node.url,
+                    chain_id=market.dex.chain_id,
+                    allowlist_dir=workdir / "allowlist",
+                    market=market,
+                )
+            )
 
         cfg = demo_config(market, rpc_url=node.url, workdir=workdir, signer_table=signer_table)
+        holder = signer.address  # whose balances the demo shows: the Safe with --safe
+        safe_dep = None
+        if safe:
+            from defiagent.safe.demo import setup_demo_safe
+
+            safe_dep, safe_cfg = setup_demo_safe(
+                w3, market, signer, allowlist, workdir, lambda text: emit("stage", text)
+            )
+            cfg = cfg.model_copy(update={"safe": safe_cfg})
+            holder = safe_dep.safe
         # Metrics on a local port, alerts to a local webhook (Slack's format), as in production.
         inbox = stack.enter_context(WebhookInbox())
         stack.enter_context(_env(DEMO_WEBHOOK_ENV, inbox.url))
@@ -161,9 +201,11 @@ def run_demo(
         # Both strategies in their sandboxes, pinned by a throwaway operator key.
         operator = _operator_key(workdir)
         cfg = _with_strategies(cfg, market, signer_table, workdir, node.url, operator.address)
+        if vault is not None:
+            cfg = with_vault_secrets(cfg, vault, rpc_url=node.url, webhook_url=inbox.url)
         write_pins(cfg.pins_file, pin_strategies(cfg, operator))
         kill_switch_file = cfg.state_dir / KILL_SWITCH_FILE
-        start = _balances(w3, market, signer.address)
+        start = _balances(w3, market, holder)
         emit("stage", "starting the agent, each strategy in its own sandbox")
         reports: list[TickReport] = []
         moves: list[str] = []
@@ -188,7 +230,17 @@ def run_demo(
                 switch_unchanged=_read(kill_switch_file) == switch_before,
                 kill_switch_on=runtime.kill_switch.is_on(),
             )
-        end = _balances(w3, market, signer.address)
+        forged: list[Any] = []
+        if safe_dep is not None:
+            from defiagent.safe.demo import forged_attacks
+
+            emit("stage", "a thief with the agent's key sends forged calls straight to the chain")
+            forged = forged_attacks(w3, market, signer, safe_dep)
+        signer_forged: list[Any] = []
+        if signer_backend == "remote":
+            emit("stage", "a compromised agent forges transactions straight to the signer socket")
+            signer_forged = signer.forge(w3, market)
+        end = _balances(w3, market, holder)
         d = market.dex
         return DemoResult(
             workdir=str(workdir),
@@ -216,6 +268,14 @@ def run_demo(
             alerts=inbox.alerts(),
             pins=pins,
             escapes=escapes,
+            signer_forged=signer_forged,
+            secrets=({"rpc_url": cfg.rpc_url} | references_in(cfg) if vault is not None else {}),
+            safe=(
+                {"safe": safe_dep.safe, "guard": safe_dep.guard, "agent_key": signer.address}
+                if safe_dep is not None
+                else {}
+            ),
+            forged=forged,
         )
 
 

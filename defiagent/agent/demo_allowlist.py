@@ -22,7 +22,6 @@ from eth_account import Account
 from eth_typing import ChecksumAddress
 from web3 import Web3
 
-from defiagent.agent import scopes
 from defiagent.agent.devnet import DemoMarket
 from defiagent.allowlist.models import (
     ActiveAllowlist,
@@ -34,6 +33,7 @@ from defiagent.allowlist.models import (
 from defiagent.allowlist.store import load_active_allowlist
 from defiagent.allowlist.workflow import approve_entry, propose_entry, sidecar, triage_finding
 from defiagent.errors import Refused
+from defiagent.protocols import registry
 from defiagent.vetting.audits import sign_audit
 from defiagent.vetting.bundle import SourceBundle
 from defiagent.vetting.npm_sources import npm_sources
@@ -55,21 +55,16 @@ TRIAGE_REASONS = {
 GENERIC_REASON = "demo triage: reviewed against the audited upstream source; benign here"
 
 
-# The devchain deploys the npm packages' own bytecode; these are the sources behind it.
-_NPM_SOURCES = {
-    "pair": "uniswap-v2-pair",
-    "factory": "uniswap-v2-factory",
-    "router": "uniswap-v2-router02",
-    "weth": "weth9",
-    "token": "demo-token",
-}
+def scoped(address: str, name: str, protocol: str, kind: str) -> Contract:
+    """A contract to review as the registry's scope `kind` of `protocol` has it: its role,
+    the functions the agent may call, and the npm sources behind its devnet bytecode."""
+    scope = registry.scope(protocol, kind)
+    if scope.npm_source is None:
+        raise ValueError(f"{protocol} {kind} names no npm sources to review")
+    return (address, name, scope.role, npm_sources(scope.npm_source), list(scope.functions))
 
 
-def _sources(which: str) -> SourceBundle:
-    return npm_sources(_NPM_SOURCES[which])
-
-
-def _write_trust_roots(root: Path, reviewers: list, auditor) -> None:
+def write_trust_roots(root: Path, reviewers: list, auditor) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "reviewers.toml").write_text(
         tomli_w.dumps(
@@ -112,29 +107,58 @@ def _audit(root: Path, auditor, name: str, chain_id: int, address: str, codehash
     return sign_audit(record, auditor)
 
 
+# (address, name, role, sources, allowed functions) of one contract to review.
+Contract = tuple[str, str, Role, SourceBundle, list]
+
+
+def market_contracts(market: DemoMarket) -> list[Contract]:
+    """The demo market's contracts with the sources behind their npm bytecode."""
+    d = market.dex
+    assert d.pair is not None  # deploy_market made the pool
+    return [
+        scoped(d.router, "UniswapV2Router02", "uniswap-v2", "router"),
+        scoped(d.factory, "UniswapV2Factory", "uniswap-v2", "factory"),
+        scoped(d.weth, "WETH9", "weth", "weth"),
+        scoped(d.token_a, "Demo USD (DUSD)", "erc20", "token"),
+        scoped(d.token_b, "Demo Token (DTKN)", "erc20", "token"),
+        scoped(d.pair, "UniswapV2Pair DUSD/DTKN", "uniswap-v2", "pair"),
+        scoped(market.weth_pair, "UniswapV2Pair WETH/DUSD", "uniswap-v2", "pair"),
+    ]
+
+
 def build_demo_allowlist(
     w3: Web3,
     market: DemoMarket,
     root: Path,
     *,
     on_step: Callable[[str], None] | None = None,
+    reviewers: list | None = None,
+    auditor=None,
+    extra: list[Contract] | None = None,
 ) -> ActiveAllowlist:
+    """Review the market's contracts (and `extra` ones) into `root`; reviewer and auditor
+    keys are throwaway ones made here unless given (`devnet up` keeps them in keystores)."""
+    reviewers = reviewers or [Account.create(), Account.create()]
+    auditor = auditor or Account.create()
+    write_trust_roots(root, reviewers, auditor)
+    contracts = market_contracts(market) + list(extra or [])
+    return review_contracts(
+        w3, root, contracts, market.dex.chain_id, reviewers, auditor, on_step=on_step
+    )
+
+
+def review_contracts(
+    w3: Web3,
+    root: Path,
+    contracts: list[Contract],
+    chain_id: int,
+    reviewers: list,
+    auditor,
+    *,
+    on_step: Callable[[str], None] | None = None,
+) -> ActiveAllowlist:
+    """Each contract through the real workflow (audit, propose, triage, M-of-N approve)."""
     step = on_step or (lambda text: None)
-    d = market.dex
-    chain_id = d.chain_id
-    reviewers = [Account.create(), Account.create()]
-    auditor = Account.create()
-    _write_trust_roots(root, reviewers, auditor)
-    assert d.pair is not None  # deploy_market made the pool
-    contracts = [
-        (d.router, "UniswapV2Router02", Role.ROUTER, "router", scopes.router_functions()),
-        (d.factory, "UniswapV2Factory", Role.FACTORY, "factory", []),
-        (d.weth, "WETH9", Role.WRAPPED_NATIVE, "weth", scopes.weth_functions()),
-        (d.token_a, "Demo USD (DUSD)", Role.TOKEN, "token", scopes.token_functions()),
-        (d.token_b, "Demo Token (DTKN)", Role.TOKEN, "token", scopes.token_functions()),
-        (d.pair, "UniswapV2Pair DUSD/DTKN", Role.POOL, "pair", scopes.pair_functions()),
-        (market.weth_pair, "UniswapV2Pair WETH/DUSD", Role.POOL, "pair", scopes.pair_functions()),
-    ]
     for address, name, role, sources, functions in contracts:
         step(f"vetting {name}")
         # cast: an Address is checksummed by its validator
@@ -146,7 +170,7 @@ def build_demo_allowlist(
             rpc=w3,
             name=name,
             role=role,
-            sources=_sources(sources),
+            sources=sources,
             audits=[_audit(root, auditor, name, chain_id, address, codehash)],
             functions=functions,
             notes="built by `defiagent demo` on a throwaway chain",

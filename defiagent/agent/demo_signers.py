@@ -8,6 +8,9 @@ ledger:   the real Ledger Ethereum app (1.9.17, Nano X) in Speculos, with a fres
           scripts/bootstrap installs (.venv-speculos, qemu-user-static) and the app's ELF
           from the source tree (tests/signing/fixtures/ledger/, or $DEFIAGENT_LEDGER_ELF).
 kms:      a local KMS (moto on loopback, DIGEST honoured) reached through real boto3 calls.
+remote:   a throwaway keystore owned by `defiagent signer serve`, a separate process that
+          re-checks every transaction (defiagent/signing/remote/demo.py); the agent holds
+          only the socket's path.
 Each yields the signer and the `[signer]` table a real deployment would write.
 """
 
@@ -26,7 +29,7 @@ from defiagent.errors import ConfigError
 from defiagent.signing.base import Signer
 from defiagent.signing.config import KmsSignerConfig, LedgerSignerConfig, build_signer
 
-BACKENDS = ("keystore", "ledger", "kms")
+BACKENDS = ("keystore", "ledger", "kms", "remote")
 
 
 @contextmanager
@@ -39,6 +42,11 @@ def demo_signer(backend: str, workdir: Path) -> Iterator[tuple[Signer, dict[str,
     elif backend == "kms":
         with _kms() as pair:
             yield pair
+    elif backend == "remote":  # the key in `defiagent signer serve`, started by run_demo
+        from defiagent.signing.remote.demo import DemoRemoteSigner
+
+        remote = DemoRemoteSigner(workdir)
+        yield remote, remote.table
     else:
         raise ConfigError(f"unknown signer {backend!r} (choose {', '.join(BACKENDS)})")
 

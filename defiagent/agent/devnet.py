@@ -66,7 +66,28 @@ def deploy_market(
     eth_price: int = 2_000,
 ) -> DemoMarket:
     """Uniswap V2 + DUSD/DTKN pool (1 DTKN = 0.5 DUSD) + WETH/DUSD pool (1 ETH = eth_price)."""
-    dex = create_pool(w3, deploy_uniswap_v2(w3), dusd_liquidity, dtkn_liquidity)
+    return pool_market(
+        w3,
+        deploy_uniswap_v2(w3),
+        dusd_liquidity=dusd_liquidity,
+        dtkn_liquidity=dtkn_liquidity,
+        weth_liquidity=weth_liquidity,
+        eth_price=eth_price,
+    )
+
+
+def pool_market(
+    w3: Web3,
+    dex: UniswapV2Deployment,
+    *,
+    dusd_liquidity: int = 1_000_000 * UNIT,
+    dtkn_liquidity: int = 2_000_000 * UNIT,
+    weth_liquidity: int = 100 * UNIT,
+    eth_price: int = 2_000,
+) -> DemoMarket:
+    """The demo's two pools on a deployed Uniswap V2 (token_a = DUSD, token_b = DTKN), with
+    the deployer's tokens and ETH (`defiagent devnet up` deploys through the registry)."""
+    dex = create_pool(w3, dex, dusd_liquidity, dtkn_liquidity)
     weth = contract(w3, artifacts.weth9(), dex.weth)
     deposit: TxParams = {"from": dex.deployer, "value": Wei(weth_liquidity)}
     _wait(w3, weth.functions.deposit().transact(deposit))

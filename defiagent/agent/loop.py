@@ -24,6 +24,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from pydantic import TypeAdapter, ValidationError
+from web3 import Web3
 
 from defiagent.agent.observe import drifted_entries, observe_code, pinned_code_problem
 from defiagent.agent.ports import CallExecutor, StrategyPort
@@ -55,6 +56,7 @@ from defiagent.monitoring.interfaces import (
     NullAlertSink,
 )
 from defiagent.monitoring.metrics import AgentMetrics
+from defiagent.protocols.quoting import needs_prequotes, with_prequotes
 from defiagent.risk.pnl import PortfolioHistory
 from defiagent.risk.trades import TradeLedger, moved_assets
 from defiagent.simulation.batch import BatchRpcClient
@@ -94,6 +96,7 @@ class AgentParts:
     spend_window_seconds: float = 86_400
     loss_window_seconds: float = 86_400
     max_gas_per_tx: int = 1_000_000
+    share_tolerance_bps: int = 10  # [simulation]: ERC-4626 shares vs the vault's preview
     priority_fee_per_gas: int = 10**9
     spenders: Sequence[str] = ()
     state_dir: Path | None = None  # where the spend ledger and portfolio history persist
@@ -108,11 +111,15 @@ class AgentParts:
     # [guard.honeypot]: the round trip every buy must survive on the fork before it is sent
     round_trip: RoundTripConfig = dataclasses.field(default_factory=RoundTripConfig)
     requote_max_bps: float = 100.0  # the slippage bound: fork price vs the snapshot's quote
+    # [safe]: a defiagent.safe.batch.SafeExecution. `agent` is then the Safe (it holds the
+    # funds); each guarded plan goes out as one transaction of the agent's key to the guard.
+    safe: Any = None
 
 
 class Agent:
     def __init__(self, parts: AgentParts) -> None:
         self.p = parts
+        self._fork_w3: Web3 | None = None  # the fork, for quotes read before the guard
         self.rate = RateWindow(parts.rate_window_seconds)
         d = parts.state_dir
         self.spend = SpendLedger(parts.spend_window_seconds, d / "spend.jsonl" if d else None)
@@ -719,9 +726,18 @@ class Agent:
         plan = [c.description for c in calls]
         p.audit.record("plan", {"intent_id": intent.id, "calls": [c.model_dump() for c in calls]})
 
+        # quotes some protocols read on the fork for the guard (Uniswap V3: QuoterV2); a swap
+        # left unquoted is refused by the slippage bound
+        try:
+            with p.metrics.time("quote"):
+                market = self._prequoted(market, calls)
+        except DefiagentError as exc:
+            return refused("plan", [Refusal(rule="quoter", reason=exc.message)], plan)
+
         # guard (pure; context read above)
         ctx = dataclasses.replace(
             base_ctx,
+            market=market,
             now=int(now),
             strategy=strategy,
             intent_kind=intent.kind,
@@ -751,6 +767,13 @@ class Agent:
         refusals = [r for d in decisions for r in refusals_of(d)]
         if refusals:
             return refused("guard", _dedupe(refusals), plan)
+        inner = calls
+        checked_allowlist = p.allowlist
+        if p.safe is not None:
+            # One transaction from the Safe through its guard (approve and swap in one
+            # MultiSendCallOnly batch): simulated, checked and signed once, never re-simulated.
+            calls = [p.safe.wrap(inner)]
+            checked_allowlist = p.safe.check_allowlist
 
         # simulate the whole plan, then check every outcome
         try:
@@ -759,12 +782,15 @@ class Agent:
         except DefiagentError as exc:
             p.metrics.simulations.labels(result="error").inc()
             return refused("simulation", [Refusal(rule="simulation", reason=exc.message)], plan)
+        if p.safe is not None:  # a refusal of the on-chain guard, in words
+            outcomes = [p.safe.explain(o) for o in outcomes]
         for o in outcomes:
             p.metrics.simulations.labels(result="ok" if o.success else "reverted").inc()
         check_ctx = CheckContext(
-            allowlist=p.allowlist,
+            allowlist=checked_allowlist,
             max_gas=p.max_gas_per_tx,
             tokens=p.simulator.token_meta(list(market.tokens)),
+            share_tolerance_bps=p.share_tolerance_bps,
         )
         refusals = []
         for call, outcome in zip(calls, outcomes, strict=True):
@@ -784,8 +810,8 @@ class Agent:
             probed = check_plan_round_trip(
                 p.simulator,
                 intent,
-                calls,
-                outcomes,
+                inner,
+                outcomes if p.safe is None else None,
                 agent=p.agent,
                 router=p.planner.p.router,
                 weth=p.weth,
@@ -825,7 +851,9 @@ class Agent:
                     return refused("outcome", _dedupe(again), plan)
             # The pinned code is still there at the block the transaction is sent at.
             try:
-                problem = pinned_code_problem(p.rpc, p.allowlist, [call.target, *outcome.touched])
+                problem = pinned_code_problem(
+                    p.rpc, checked_allowlist, [call.target, *outcome.touched]
+                )
             except DefiagentError as exc:
                 problem = f"the code could not be read again right before signing: {exc.message}"
             if problem:
@@ -854,7 +882,7 @@ class Agent:
             approval = granted_approval(call)
             if approval is not None:
                 granted.append(approval)
-            spent, _ = outflow_value(call, ctx.prices)
+            spent = sum(outflow_value(c, ctx.prices)[0] for c in (inner if p.safe else [call]))
             self.spend.add(p.clock(), spent)
         p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
@@ -921,6 +949,23 @@ class Agent:
         )
         if p.auto_kill:
             p.auto_kill.transaction_failed(result.reason or result.status)
+
+    def _prequoted(self, market: MarketSnapshot, calls: list[PlannedCall]) -> MarketSnapshot:
+        """`market` with the fork's quotes for the plan's swaps that need them (none for
+        Uniswap V2, whose quote is the snapshot's reserves: then no request is made)."""
+        if not needs_prequotes(calls, self.p.allowlist):
+            return market
+        fork = self.p.simulator.fork
+        if self._fork_w3 is None:
+            self._fork_w3 = Web3(Web3.HTTPProvider(fork.url))
+        return with_prequotes(
+            market,
+            calls,
+            self.p.allowlist,
+            self._fork_w3,
+            fork.block_number or 0,
+            self.p.planner.p,
+        )
 
     def _check(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 
 from web3 import Web3
 
+from defiagent import secrets
 from defiagent.agent.allowlist_source import load_allowlist, verify_on_chain
 from defiagent.agent.executor_adapter import JournaledExecutor
 from defiagent.agent.loop import Agent, AgentParts
@@ -23,19 +24,22 @@ from defiagent.agent.risk_desk import StrategyRisk
 from defiagent.agent.state import load_points
 from defiagent.agent.state_dir import ensure_private_state_dir
 from defiagent.allowlist.models import ActiveAllowlist, Role
+from defiagent.broadcast.base import Submitter
+from defiagent.chain.forwarder import redact_url
 from defiagent.chain.quorum import ProviderQuorum
 from defiagent.chain.rpc import RpcError
 from defiagent.config import AgentConfig
 from defiagent.errors import ConfigError, InfraError, Refused
 from defiagent.execution.executor import Executor
 from defiagent.execution.journal import Journal
-from defiagent.execution.planner import Planner, ProtocolAddresses
+from defiagent.execution.planner import Planner
 from defiagent.guard.guard import Guard
 from defiagent.guard.registry import build_exit_rules, build_rules
 from defiagent.market.chainlink import FeedSpec
 from defiagent.market.http_price import HttpPriceReference
+from defiagent.market.models import PriceCheck, TokenInfo
 from defiagent.market.observer import MarketObserver
-from defiagent.market.references import ChainlinkReference, ReferenceSource, TwapReference
+from defiagent.market.references import ChainlinkReference, ReferenceSource
 from defiagent.market.sanity import PriceSanityLimits
 from defiagent.monitoring.alerts import build_alerts
 from defiagent.monitoring.audit_log import AuditLog
@@ -43,9 +47,12 @@ from defiagent.monitoring.auto_kill import AutoKill
 from defiagent.monitoring.interfaces import Alert, AlertKind, AlertSeverity
 from defiagent.monitoring.kill_switch import KillSwitch
 from defiagent.monitoring.metrics import AgentMetrics
+from defiagent.net.tls import verify as tls_verify
 from defiagent.operator.limits import require_approved_limits
+from defiagent.protocols import registry
 from defiagent.risk.drift import DriftMonitor
 from defiagent.risk.trades import TradeLedger
+from defiagent.secrets.agent import prepare_agent_secrets
 from defiagent.signing.base import Signer, set_alert_hook
 from defiagent.simulation.batch import BatchRpcClient
 from defiagent.simulation.fork import ForkManager
@@ -64,14 +71,9 @@ def build_references(cfg: AgentConfig) -> list[ReferenceSource]:
     max_age = m.max_reference_age_seconds
     sources: list[ReferenceSource] = []
     for kind in m.references:
-        if kind == "twap":
-            sources.append(
-                TwapReference(
-                    min_window_seconds=m.twap_min_window_seconds,
-                    max_window_seconds=m.twap_max_window_seconds,
-                    max_age_seconds=max_age,
-                )
-            )
+        if kind == "twap":  # each protocol's own (Uniswap V2: its pairs' cumulative prices)
+            for protocol in registry.PROTOCOLS:
+                sources.extend(protocol.price_references(m))
         elif kind == "chainlink":
             if not m.chainlink_feeds:
                 raise ConfigError(
@@ -139,9 +141,25 @@ class AgentRuntime:
         self._stack.close()
 
     def _start(self) -> None:
+        # Every secret reference resolved into memory and every endpoint TLS-checked first:
+        # a missing secret (exit 3) or a plain-http remote (exit 2) stops the start here.
+        given_rpc = self.cfg.rpc_url
+        self.cfg = prepare_agent_secrets(self.cfg)
+        if self.rpc_url == given_rpc:  # not a dry-run's fork URL: the resolved one
+            self.rpc_url = self.cfg.rpc_url
+        self._stack.callback(secrets.current().install_sighup())  # SIGHUP: re-read them
         cfg = self.cfg
         ensure_private_state_dir(cfg.state_dir)
+        # Before any state file is read or written: an encrypted state dir's data keys are
+        # unwrapped now (a wrong or missing key refuses the start, never a fresh state).
+        from defiagent.state_crypto.active import open_state_encryption
+
+        open_state_encryption(cfg.state_dir, cfg.state.encryption)
         self._read_state(cfg.state_dir)
+        if cfg.retention.audit_max_age_days and self.audit_path.is_file():
+            from defiagent.privacy.retention import prune_audit_log
+
+            prune_audit_log(self.audit_path, max_age_days=cfg.retention.audit_max_age_days)
         # The head's key: DEFIAGENT_AUDIT_HEAD_KEY (a reference) or a key file outside the
         # state dir; every command that writes the log reads it the same way.
         self.audit = self._stack.enter_context(AuditLog(self.audit_path))
@@ -161,10 +179,11 @@ class AgentRuntime:
         if allowlist.chain_id != cfg.chain_id:
             raise Refused(f"the allowlist is for chain {allowlist.chain_id}, not {cfg.chain_id}")
         verify_on_chain(allowlist, rpc)  # every pin (codehash, proxy implementation) on chain now
-        for name, address in (("router", cfg.protocols.router), ("weth", cfg.protocols.weth)):
+        addresses = cfg.protocols.addresses()
+        for name, address in registry.contracts(addresses).items():
             if allowlist.get(address) is None:
                 raise Refused(
-                    f"protocols.{name} {address} is not an active allowlist entry, so nothing could trade"
+                    f"{name} {address} is not an active allowlist entry, so nothing could trade"
                 )
 
         status = self.kill_switch.status()
@@ -177,32 +196,63 @@ class AgentRuntime:
 
         signer = self._signer or self._build_signer()
         agent_address = signer.address  # contacts a Ledger/KMS: unreachable means no start
+        safe_execution = None
+        if cfg.safe is not None:
+            from defiagent.safe.runtime import open_safe
+
+            # The Safe holds the funds and is "the agent" to every rule and check; the key
+            # only calls its guard. Refused unless the guard holds this allowlist's rules.
+            safe_execution = open_safe(
+                self.rpc_url, cfg.safe, allowlist, signer.address, cfg.chain_id
+            )
+            agent_address = cfg.safe.address
 
         strategies = self._start_strategies()
         w3 = Web3(
             Web3.HTTPProvider(
-                self.rpc_url, request_kwargs={"timeout": cfg.simulation.rpc_timeout_seconds}
+                self.rpc_url,
+                request_kwargs={
+                    "timeout": cfg.simulation.rpc_timeout_seconds,
+                    "verify": tls_verify(),  # never off; [tls] ca_bundle may add a CA
+                },
             )
         )
+        # V2 pairs; pools of other kinds (Uniswap V3) are checked by their own protocol.
+        others = {a for p in registry.PROTOCOLS for a in p.own_pools(addresses)}
         pools = cfg.market.pools or [
-            e.address for e in allowlist.entries.values() if e.role == Role.POOL and not e.revoked
+            e.address
+            for e in allowlist.entries.values()
+            if e.role == Role.POOL and not e.revoked and e.address not in others
         ]
         tokens = cfg.market.tokens or [
             e.address
             for e in allowlist.entries.values()
             if e.role in (Role.TOKEN, Role.WRAPPED_NATIVE) and not e.revoked
         ]
+        limits = PriceSanityLimits(
+            max_deviation_bps=cfg.market.max_deviation_bps,
+            max_reference_age_seconds=cfg.market.max_reference_age_seconds,
+            min_sources=cfg.market.min_sources,
+        )
+
+        def protocol_checks(block: int, now: int, known: dict[str, TokenInfo]) -> list[PriceCheck]:
+            # Pools that are not V2 pairs (Uniswap V3's), each protocol checking its own.
+            return [
+                check
+                for protocol in registry.PROTOCOLS
+                for check in protocol.price_checks(
+                    w3, addresses, known, block=block, now=now, limits=limits
+                )
+            ]
+
         observer = MarketObserver(
             w3,
             pools=pools,
             tokens=tokens,
             references=build_references(cfg),
-            limits=PriceSanityLimits(
-                max_deviation_bps=cfg.market.max_deviation_bps,
-                max_reference_age_seconds=cfg.market.max_reference_age_seconds,
-                min_sources=cfg.market.min_sources,
-            ),
+            limits=limits,
             numeraire=cfg.market.numeraire,
+            protocol_checks=protocol_checks,
         )
         rules = build_rules(cfg.guard, cfg.risk)
         guard = Guard(rules)
@@ -239,14 +289,7 @@ class AgentRuntime:
                 allowlist=allowlist,
                 strategies=strategies,
                 observer=observer,
-                planner=Planner(
-                    agent_address,
-                    ProtocolAddresses(
-                        router=cfg.protocols.router,
-                        weth=cfg.protocols.weth,
-                        factory=cfg.protocols.factory,
-                    ),
-                ),
+                planner=Planner(agent_address, addresses, transfer_fees=allowlist.transfer_fees()),
                 guard=guard,
                 simulator=Simulator(fork),
                 executor=executor,
@@ -258,8 +301,9 @@ class AgentRuntime:
                 spend_window_seconds=cfg.guard.window_value_cap.window_seconds,
                 loss_window_seconds=cfg.risk.max_daily_loss.window_hours * 3600,
                 max_gas_per_tx=min(cfg.simulation.max_gas_per_tx, cfg.fees.max_gas_limit),
+                share_tolerance_bps=cfg.simulation.share_tolerance_bps,
                 priority_fee_per_gas=cfg.fees.priority_fee_per_gas,
-                spenders=[cfg.protocols.router],
+                spenders=registry.spenders(addresses),
                 state_dir=cfg.state_dir,
                 strategy_risk=strategy_risk,
                 alerts=self.alerts,
@@ -269,6 +313,7 @@ class AgentRuntime:
                 quorum=self._quorum(),
                 round_trip=cfg.guard.honeypot,
                 requote_max_bps=cfg.guard.slippage.max_slippage_bps,
+                safe=safe_execution,
             )
         )
         self.explanations = [
@@ -322,6 +367,7 @@ class AgentRuntime:
         through `InProcessStrategy`, never a path `run`, `dry-run` or the demo take."""
         self.pins: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.certified: dict[str, Any] = {}  # strategy -> its BacktestCertificate
         if self._strategies is not None:
             ports: list[StrategyPort] = []
             for s in self._strategies:
@@ -336,6 +382,8 @@ class AgentRuntime:
         from defiagent.strategy.pins import verify_pins
 
         self.pins = verify_pins(cfg)
+        if self.mode == "run" and cfg.require_backtest:
+            self._require_backtests()
         hidden = [cfg.state_dir, cfg.allowlist_dir, cfg.pins_file, Path.home()]
         if cfg.source is not None:  # the config itself, were it inside a strategy's folder
             hidden.append(cfg.source)
@@ -387,14 +435,37 @@ class AgentRuntime:
             )
         return out
 
+    def _require_backtests(self) -> None:
+        """Each strategy's signed backtest certificate, for its code and params as they are
+        now, passed and recent (Refused naming the reason: docs/backtest.md)."""
+        from defiagent.backtest.certificate import require_certificates
+
+        self.certified = require_certificates(self.cfg)
+        for name, cert in self.certified.items():
+            self.audit.record(
+                "backtest-certificate-checked",
+                {
+                    "strategy": name,
+                    "issued_at": cert.issued_at,
+                    "signer": cert.signer,
+                    "data_sha256": cert.data.sha256,
+                    "mandate": cert.mandate.model_dump(exclude_none=True),
+                },
+            )
+
     def _drift_monitors(self, strategies: Sequence[StrategyPort]) -> dict[str, DriftMonitor]:
-        """One drift monitor per strategy whose config declares a mandate."""
+        """One drift monitor per strategy with a mandate: its backtest certificate's (what
+        was tested) when `run` checked one, else the one its config declares."""
         configs = {sc.name: sc for sc in self.cfg.strategy_configs()}
-        return {
-            s.name: DriftMonitor(mandate, strategies=[s.name])
-            for s in strategies
-            if s.name in configs and (mandate := configs[s.name].mandate) is not None
-        }
+        out = {}
+        for s in strategies:
+            cert = self.certified.get(s.name)
+            mandate = cert.mandate if cert is not None else None
+            if mandate is None and s.name in configs:
+                mandate = configs[s.name].mandate
+            if mandate is not None:
+                out[s.name] = DriftMonitor(mandate, strategies=[s.name])
+        return out
 
     def _watch_signatures(self, agent_address: str) -> None:
         """A signature that does not recover to the signer alerts and trips the kill switch."""
@@ -430,6 +501,7 @@ class AgentRuntime:
             chain_id=cfg.chain_id,
             receipt_timeout=cfg.receipt_timeout_seconds,
             rpc_timeout=cfg.simulation.rpc_timeout_seconds,
+            submitter=self._build_submitter(),
         )
         # Whatever an earlier run left in flight is settled before anything new is signed.
         settled = executor.reconcile()
@@ -438,6 +510,32 @@ class AgentRuntime:
                 "reconciled", {"entries": [r.model_dump(mode="json") for r in settled]}
             )
         return JournaledExecutor(executor)
+
+    def _build_submitter(self) -> Submitter | None:
+        """`[broadcast]`: None for the executor's public path; a private relay only for `run`
+        and `demo` (a dry-run sends to its local fork, never to the real relay)."""
+        cfg = self.cfg.broadcast
+        if cfg.mode == "public":
+            return None
+        if self.mode == "dry-run":
+            self.audit.record("broadcast", {"mode": "public", "why": "dry-run: the fork only"})
+            return None
+        from defiagent.broadcast import build_submitter
+        from defiagent.chain.rpc import JsonRpcClient
+
+        chain = JsonRpcClient(self.rpc_url, timeout=self.cfg.simulation.rpc_timeout_seconds)
+        self._stack.callback(chain.close)
+        submitter = build_submitter(cfg, chain, audit=self.audit)
+        self.audit.record(
+            "broadcast",
+            {
+                "mode": cfg.mode,
+                "relay": redact_url(cfg.relay_url or ""),
+                "fallback": cfg.fallback,
+                "max_blocks": cfg.max_blocks,
+            },
+        )
+        return submitter
 
     def _build_signer(self) -> Signer:
         from defiagent.signing.config import build_signer

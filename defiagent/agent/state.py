@@ -11,9 +11,11 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 from defiagent.errors import Refused
+from defiagent.state_crypto.files import open_line, seal_line
 
 
 class RateWindow:
@@ -40,7 +42,8 @@ def state_lines(path: Path, what: str) -> Iterator[tuple[int, str]]:
         except UnicodeDecodeError:
             raise damaged_line(path, number, what, "it is not UTF-8 text") from None
         if line.strip():
-            yield number, line
+            # In an encrypted state dir each line is sealed on its own (state_crypto).
+            yield number, open_line(path, number, line)
 
 
 def damaged_line(path: Path, number: int, what: str, why: str) -> Refused:
@@ -74,6 +77,7 @@ def load_points(path: Path | None) -> list[tuple[float, float]]:
 def append_line(path: Path, line: str) -> None:
     """Append one line and fsync it (the state files must survive a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    line = seal_line(path, line)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, (line + "\n").encode())
@@ -95,13 +99,27 @@ class SpendLedger:
         self.window = window_seconds
         self.path = path
         self._spends: deque[tuple[float, float]] = deque(load_points(path))
+        # The window's total, kept exactly (a Fraction: adding and removing floats never
+        # drifts), so a check costs the same however many spends the window holds.
+        self._total, self._infinite = Fraction(0), 0
+        for _, v in self._spends:
+            self._count(v, +1)
+
+    def _count(self, value: float, sign: int) -> None:
+        if math.isfinite(value):
+            self._total += sign * Fraction(value)
+        else:  # an infinite spend fills any cap while it is in the window
+            self._infinite += sign
 
     def add(self, now: float, value: float) -> None:
         if value > 0:
             self._spends.append((now, value))
+            self._count(value, +1)
             append_point(self.path, now, value)
 
     def spent(self, now: float) -> float:
         while self._spends and now - self._spends[0][0] >= self.window:
-            self._spends.popleft()
-        return sum(v for _, v in self._spends)
+            self._count(self._spends.popleft()[1], -1)
+        if self._infinite:
+            return math.inf
+        return float(self._total) if self._spends else 0.0

@@ -32,12 +32,12 @@ def approval_problems(entry: AllowlistEntry, reviewers: Reviewers) -> tuple[list
             continue
         if recover_typed(typed, a.signature) != reviewer.address:
             problems.append(
-                f"approval by {reviewer.name} ({a.reviewer}) does not match the entry: "
+                f"approval by {reviewer.label} ({a.reviewer}) does not match the entry: "
                 "it was edited after signing, or the signature is forged"
             )
             continue
         if reviewer.address in valid:
-            problems.append(f"{reviewer.name} approved twice")
+            problems.append(f"{reviewer.label} approved twice")
             continue
         valid.append(reviewer.address)
     if len(valid) < reviewers.threshold:

@@ -47,13 +47,14 @@ def selector(signature: str) -> str:
 def function_problems(fn: AllowedFunction) -> list[str]:
     """Why this allowed function is inconsistent (selector vs signature, unknown arguments)."""
     try:
-        _, params = parse_signature(fn.signature)
-    except ValueError as exc:
+        parsed = abi_signature.parse_signature(fn.signature)
+    except abi_signature.SignatureError as exc:
         return [str(exc)]
     problems = []
-    if selector(fn.signature) != fn.selector:
-        problems.append(f"selector {fn.selector} is not the selector of {canonical(fn.signature)}")
-    types = dict((arg, typ) for typ, arg in params)
+    if parsed.selector != fn.selector:
+        problems.append(f"selector {fn.selector} is not the selector of {parsed.canonical}")
+    # Arguments, and struct fields by their dotted names (`params.recipient`).
+    types = parsed.fields
     for c in fn.constraints:
         typ = types.get(c.arg)
         if typ is None:
@@ -65,9 +66,11 @@ def function_problems(fn: AllowedFunction) -> list[str]:
             and base != "address"
         ):
             problems.append(f"{fn.signature}: {c.kind} needs an address argument, {c.arg} is {typ}")
-        if c.kind == ConstraintKind.IN_TOKEN_ALLOWLIST and base != "address":
+        if c.kind == ConstraintKind.IN_TOKEN_ALLOWLIST and base != "address" and typ != "bytes":
+            # bytes: a packed Uniswap V3 path (token, fee, token...), read as its tokens
             problems.append(
-                f"{fn.signature}: {c.kind} needs address or address[], {c.arg} is {typ}"
+                f"{fn.signature}: {c.kind} needs address, address[] or a packed path (bytes), "
+                f"{c.arg} is {typ}"
             )
         if c.kind == ConstraintKind.MAX_AMOUNT:
             if not base.startswith("uint"):
@@ -100,25 +103,14 @@ def role_problems(signature: str, roles: dict[str, ArgRole], types: dict[str, st
 
 
 def abi_signatures(abi: list[dict[str, Any]]) -> dict[str, str]:
-    """selector -> signature with argument names, for every function in an ABI."""
+    """selector -> signature with argument (and struct field) names, for every function in an ABI."""
     out = {}
     for item in abi or []:
         if item.get("type") != "function":
             continue
-        args = []
-        for i, inp in enumerate(item.get("inputs") or []):
-            args.append(f"{_abi_type(inp)} {inp.get('name') or f'arg{i}'}")
-        sig = f"{item['name']}({','.join(args)})"
+        sig = abi_signature.signature_from_abi(item)
         out[selector(sig)] = sig
     return out
-
-
-def _abi_type(inp: dict[str, Any]) -> str:
-    typ: str = inp["type"]
-    if typ.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in inp.get("components") or [])
-        return f"({inner}){typ[len('tuple') :]}"
-    return typ
 
 
 @dataclass(frozen=True)
@@ -152,6 +144,22 @@ _ROUTER = (
     ),
     _Default(
         f"swapExactTokensForETH(uint256 amountIn,{_SWAP})",
+        ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
+    ),
+    # Router02's twins of the three exact-in swaps for fee-on-transfer tokens: the same
+    # arguments, constraints and roles as their plain twins (the agent plans the first for
+    # tokens whose entry declares transfer_fee_bps).
+    _Default(
+        f"swapExactTokensForTokensSupportingFeeOnTransferTokens(uint256 amountIn,{_SWAP})",
+        ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
+    ),
+    _Default(
+        f"swapExactETHForTokensSupportingFeeOnTransferTokens({_SWAP})",
+        ((1, ConstraintKind.IN_TOKEN_ALLOWLIST), (2, ConstraintKind.EQUALS_SELF)),
+        payable=True,
+    ),
+    _Default(
+        f"swapExactTokensForETHSupportingFeeOnTransferTokens(uint256 amountIn,{_SWAP})",
         ((2, ConstraintKind.IN_TOKEN_ALLOWLIST), (3, ConstraintKind.EQUALS_SELF)),
     ),
     _Default(

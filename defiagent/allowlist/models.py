@@ -20,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     SerializerFunctionWrapHandler,
     model_serializer,
+    model_validator,
 )
 
 from defiagent.types import Address, Hash32, Selector
@@ -106,14 +107,49 @@ class AuditRecord(Strict):
 
 
 class TriagedFinding(Strict):
-    """A waived Slither finding: bound to Slither's id and the codehash, signed by a reviewer."""
+    """A waived Slither finding, signed by a reviewer, bound to Slither's id and either:
+
+    * `codehash`: the runtime code analysed (waives it in that code only), or
+    * `source_sha256` (+ `source_unit`): one exact source file. It then waives that finding
+      in every contract built with that file, wherever the finding lies wholly in it: a
+      library such as OpenZeppelin's Math.sol is triaged once. Another file content (a
+      swapped dependency) has another sha256, and the record does not apply.
+    """
 
     slither_id: str
     check: str
-    codehash: Hash32
+    codehash: Hash32 | None = None
+    source_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    source_unit: str | None = None
     reason: str = Field(min_length=10)
     reviewer: Address
     signature: str
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> Self:
+        if (self.codehash is None) == (self.source_sha256 is None):
+            raise ValueError("a triage record names either a codehash or a source_sha256")
+        if (self.source_sha256 is None) != (self.source_unit is None):
+            raise ValueError("source_sha256 and source_unit go together")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_binding(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records bound to a codehash serialise as before the source binding existed, so
+        # the entries that hold them keep their canonical hash (and their approvals).
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("codehash", "source_sha256", "source_unit"):
+                if data.get(key) is None:
+                    data.pop(key, None)
+        return data
+
+    @property
+    def binding(self) -> str:
+        """What the record is bound to, in words."""
+        if self.source_sha256 is not None:
+            return f"source {self.source_unit} (sha256 {self.source_sha256[:12]})"
+        return f"code {self.codehash}"
 
 
 SourceMatchLevel = Literal["full", "partial", "mismatch", "unverified"]
@@ -129,6 +165,16 @@ class SlitherSummary(Strict):
     result_sha256: str | None = None  # sha256 of the full JSON kept beside the entry
     source_match: SourceMatchLevel | None = None  # how the sources were bound to `codehash`
     sources_digest: str | None = None  # sha256 over the analysed source units
+    # failing finding id -> sha256 of the one source file it lies wholly in (what a
+    # source-bound triage record is checked against offline); left out when empty.
+    failing_sources: dict[str, str] = {}
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_sources(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if not self.failing_sources and isinstance(data, dict):
+            data.pop("failing_sources", None)
+        return data
 
 
 class ConstraintKind(StrEnum):
@@ -172,12 +218,19 @@ class ArgRole(StrEnum):
     AMOUNT_A_MIN = "amount-a-min"  # a liquidity change: the least of each token accepted
     AMOUNT_B_MIN = "amount-b-min"
     LIQUIDITY = "liquidity"  # removing liquidity: the LP tokens burnt
+    # Uniswap V3's packed path (bytes: token, fee, token...): in swap order, the token sold
+    # first (exactInput), or reversed, the token bought first (exactOutput).
+    PACKED_PATH = "packed-path"
+    PACKED_PATH_REVERSED = "packed-path-reversed"
+    FEE = "fee"  # a single-pool swap: the pool's fee tier (Uniswap V3), which picks the pool
 
     @property
     def expects(self) -> str:
         """The ABI type an argument with this role must have, in words."""
         if self is ArgRole.PATH:
             return "an address[]"
+        if self in (ArgRole.PACKED_PATH, ArgRole.PACKED_PATH_REVERSED):
+            return "a bytes"
         if self in _ADDRESS_ROLES:
             return "an address"
         return "a uint"
@@ -185,6 +238,8 @@ class ArgRole(StrEnum):
     def fits(self, abi_type: str) -> bool:
         if self is ArgRole.PATH:
             return abi_type == "address[]"
+        if self in (ArgRole.PACKED_PATH, ArgRole.PACKED_PATH_REVERSED):
+            return abi_type == "bytes"
         if self in _ADDRESS_ROLES:
             return abi_type == "address"
         return abi_type.startswith("uint") and "[" not in abi_type
@@ -269,6 +324,26 @@ class AllowlistEntry(Strict):
     revoked: bool = False
     revoked_reason: str | None = None
     approvals: list[Approval] = []
+    # A token that keeps a fee on transfers, as its reviewers found it: the most it may take
+    # of one transfer, in basis points. Signed with the entry; it makes the planner swap the
+    # token with the router's ...SupportingFeeOnTransferTokens functions and lets the
+    # slippage bound and the round trip expect that fee (never more). None (the default, and
+    # left out of the entry and its hash, so older signatures hold): no fee is expected, and
+    # a token that takes one anyway is refused in simulation (docs/simulation.md).
+    transfer_fee_bps: int | None = Field(default=None, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _fee_only_on_tokens(self) -> Self:
+        if self.transfer_fee_bps is not None and self.role is not Role.TOKEN:
+            raise ValueError("transfer_fee_bps is declared only on token entries")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_undeclared_fee(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.transfer_fee_bps is None and isinstance(data, dict):
+            data.pop("transfer_fee_bps", None)
+        return data
 
     def function(self, selector: str) -> AllowedFunction | None:
         selector = selector.lower()
@@ -294,3 +369,18 @@ class ActiveAllowlist(BaseModel):
     def is_token(self, address: str) -> bool:
         entry = self.get(address)
         return entry is not None and entry.role in (Role.TOKEN, Role.WRAPPED_NATIVE)
+
+    def transfer_fees(self) -> dict[str, int]:
+        """token -> the transfer fee (bps) its active entry declares, for every such token."""
+        return {
+            a: e.transfer_fee_bps
+            for a, e in self.entries.items()
+            if e.transfer_fee_bps is not None and not e.revoked
+        }
+
+    def transfer_fee_bps(self, address: str) -> int | None:
+        """The transfer fee an active token entry declares (None: none declared)."""
+        entry = self.get(address)
+        if entry is None or entry.revoked:
+            return None
+        return entry.transfer_fee_bps

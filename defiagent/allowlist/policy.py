@@ -70,10 +70,19 @@ class SourcePolicy(_Section):
     min_match: Literal["full", "partial", "none"] = "partial"
 
 
+class MythrilPolicy(_Section):
+    # "off": not run; "optional": run when installed (.venv-mythril), else noted as skipped;
+    # "required": a missing Mythril is an infrastructure error (exit 3). High-severity
+    # issues fail the gate; the rest are reported.
+    use: Literal["off", "optional", "required"] = "off"
+    execution_timeout: int = Field(default=60, ge=1, le=3600)  # seconds per contract
+
+
 class Policy(_Section):
     audits: AuditPolicy = AuditPolicy()
     slither: SlitherPolicy = SlitherPolicy()
     sources: SourcePolicy = SourcePolicy()
+    mythril: MythrilPolicy = MythrilPolicy()
 
 
 def load_policy(root: Path, *, required: bool = False) -> Policy:

@@ -10,6 +10,11 @@ from defiagent.vetting.checks import REGISTRY
 from defiagent.vetting.vet import VetReport
 
 _ICON = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "skip"}
+_VERDICT = {
+    "accepted": "all automated checks pass",
+    "refused": "CHECKS FAIL (see below)",
+    "could-not-analyse": "COULD NOT ANALYSE: the code was not judged (see below)",
+}
 
 
 def render_review(
@@ -32,14 +37,15 @@ def render_review(
     lines += [
         f"- entry hash (what reviewers sign) `{entry_hash(entry)}`",
         "",
-        f"## Verdict: {'all automated checks pass' if report.passed else 'CHECKS FAIL (see below)'}",
+        f"## Verdict: {_VERDICT[report.verdict]}",
         "",
         "| check | result | reason |",
         "|---|---|---|",
     ]
     for o in report.outcomes:
         subject = f" ({o.subject})" if o.subject else ""
-        lines.append(f"| {o.check} | {_ICON[o.status]} | {_md(o.reason)}{_md(subject)} |")
+        icon = "COULD NOT ANALYSE" if o.unanalysed else _ICON[o.status]
+        lines.append(f"| {o.check} | {icon} | {_md(o.reason)}{_md(subject)} |")
     for u in report.units:
         if u.source_match:
             lines += [
@@ -63,6 +69,16 @@ def render_review(
             "",
             "Triage one with `defiagent allowlist triage ENTRY FINDING_ID --reason TEXT --key KEYSTORE`.",
         ]
+    if report.mythril is not None or report.mythril_note:
+        lines += ["", "## Mythril (runtime bytecode)", ""]
+        if report.mythril_note:
+            lines.append(f"- {_md(report.mythril_note)}")
+        for m in report.mythril or []:
+            lines.append(
+                f"- {_md(m.contract)}: Mythril {m.mythril_version}, {m.execution_timeout}s, "
+                f"{len(m.issues)} issue(s), {len(m.failing)} high severity"
+            )
+            lines += [f"  - {_md(i.label())}: {_md(i.description)}" for i in m.issues]
     if round_trip is not None:
         lines += _round_trip(round_trip)
     lines += ["", "## Allowed functions", ""]

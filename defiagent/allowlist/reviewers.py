@@ -26,8 +26,16 @@ PIN_ENV = "DEFIAGENT_REVIEWERS_SHA256"
 class Reviewer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
+    # A person's name is personal data: it belongs in reviewers.personal.toml beside this
+    # pinned file (defiagent.privacy.subjects), so erasing it leaves the pin and every
+    # signature intact. Older files with the name here still load.
+    name: str | None = Field(default=None, min_length=1)
     address: Address
+
+    @property
+    def label(self) -> str:
+        """How messages name the reviewer: the name when this file has one, else the address."""
+        return self.name or self.address
 
 
 class Reviewers(BaseModel):

@@ -1,7 +1,8 @@
 """EIP-712 documents the allowlist signs, and signing/recovery for any signer backend.
 
 Three documents: a reviewer's approval of a whole entry (bound to its canonical hash),
-a reviewer's triage of one Slither finding (bound to the finding id and the codehash),
+a reviewer's triage of one Slither finding (bound to the finding id and the codehash, or
+to one source file's sha256 for a reusable review),
 and an auditor's ERC-7512-style audit record. Typed data rather than a bare hash so a
 hardware wallet shows the contract, codehash and entry hash being approved.
 """
@@ -89,8 +90,40 @@ def triage_typed_data(slither_id: str, check: str, codehash: str, reason: str) -
     }
 
 
+def source_triage_typed_data(
+    slither_id: str, check: str, source_unit: str, source_sha256: str, reason: str
+) -> dict[str, Any]:
+    """A triage bound to one source file's exact content (a reusable review): its own
+    primary type, so it can never be taken for a codehash-bound one or the other way."""
+    return {
+        "types": {
+            "EIP712Domain": list(_DOMAIN_FIELDS),
+            "SlitherSourceTriage": [
+                {"name": "slitherId", "type": "string"},
+                {"name": "check", "type": "string"},
+                {"name": "sourceUnit", "type": "string"},
+                {"name": "sourceSha256", "type": "bytes32"},
+                {"name": "reason", "type": "string"},
+            ],
+        },
+        "primaryType": "SlitherSourceTriage",
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION},
+        "message": {
+            "slitherId": slither_id,
+            "check": check,
+            "sourceUnit": source_unit,
+            "sourceSha256": "0x" + source_sha256,
+            "reason": reason,
+        },
+    }
+
+
 def triage_record_typed_data(t: TriagedFinding) -> dict[str, Any]:
-    return triage_typed_data(t.slither_id, t.check, t.codehash, t.reason)
+    if t.source_sha256 is not None and t.source_unit is not None:
+        return source_triage_typed_data(
+            t.slither_id, t.check, t.source_unit, t.source_sha256, t.reason
+        )
+    return triage_typed_data(t.slither_id, t.check, t.codehash or ZERO32, t.reason)
 
 
 def _day_timestamp(day: date) -> int:

@@ -28,7 +28,12 @@ from defiagent.allowlist.models import (
 from defiagent.allowlist.policy import Policy, load_policy
 from defiagent.allowlist.report import render_review
 from defiagent.allowlist.reviewers import Reviewers, load_reviewers
-from defiagent.allowlist.signatures import sign_typed, signer_address, triage_typed_data
+from defiagent.allowlist.signatures import (
+    sign_typed,
+    signer_address,
+    source_triage_typed_data,
+    triage_typed_data,
+)
 from defiagent.allowlist.store import entry_path, structure_problems
 from defiagent.allowlist.tomlio import read_entry, write_entry
 from defiagent.allowlist.verify import offline_outcomes
@@ -37,8 +42,9 @@ from defiagent.vetting.audits import load_audit
 from defiagent.vetting.bundle import CompilerSettings, SourceBundle
 from defiagent.vetting.context import Outcome
 from defiagent.vetting.onchain import ChainReader
+from defiagent.vetting.reusable_triage import single_source
+from defiagent.vetting.slither_gate import SlitherFinding, summary
 from defiagent.vetting.slither_gate import findings as slither_findings
-from defiagent.vetting.slither_gate import summary
 from defiagent.vetting.sourcify import SourcifyClient
 from defiagent.vetting.vet import VetReport, vet_address
 
@@ -283,43 +289,194 @@ def sign_triage(
     )
 
 
+def sign_source_triage(
+    slither_id: str, check: str, source_unit: str, source_sha256: str, reason: str, signer: Any
+) -> TriagedFinding:
+    """A reviewer's signed waiver of one Slither finding lying in one exact source file:
+    it applies to every contract built with that file (a reusable review)."""
+    if len(reason.strip()) < 10:
+        raise ConfigError("a triage needs a written reason (at least 10 characters)")
+    typed = source_triage_typed_data(slither_id, check, source_unit, source_sha256, reason)
+    return TriagedFinding(
+        slither_id=slither_id,
+        check=check,
+        source_unit=source_unit,
+        source_sha256=source_sha256,
+        reason=reason,
+        reviewer=signer_address(signer),
+        signature=sign_typed(signer, typed),
+    )
+
+
+def _require_reviewer(root: Path, signer: Any) -> None:
+    if load_reviewers(root).get(signer_address(signer)) is None:
+        raise Refused(
+            f"{signer_address(signer)} is not a listed reviewer: it cannot triage findings"
+        )
+
+
+def pick_findings(
+    findings: Sequence[SlitherFinding], finding_ids: Sequence[str], where: str
+) -> list[SlitherFinding]:
+    """The failing findings the ids (or unique prefixes) name, each once; refuses the lot
+    on the first id that names none or several, before anything is signed."""
+    if not finding_ids:
+        raise ConfigError("name at least one finding id to triage")
+    picked: list[SlitherFinding] = []
+    for finding_id in finding_ids:
+        matches = [f for f in findings if f.id.startswith(finding_id.strip().lower())]
+        if len({f.id for f in matches}) != 1:
+            raise ConfigError(
+                f"{finding_id} names {'no' if not matches else 'more than one'} failing "
+                f"finding of {where}"
+            )
+        if matches[0] not in picked:
+            picked.append(matches[0])
+    return picked
+
+
+def source_of(finding: SlitherFinding) -> tuple[str, str]:
+    """The one source file a finding lies in, for a source-bound triage."""
+    place = single_source(finding.files)
+    if place is None:
+        files = ", ".join(sorted(u or "?" for u in finding.files)) or "no known file"
+        raise ConfigError(
+            f"finding {finding.id[:12]} ({finding.check}) does not lie in one known source "
+            f"file ({files}): triage it in the entry, bound to the codehash"
+        )
+    return place
+
+
+def sign_source_triages(
+    findings: Sequence[SlitherFinding], reason: str, signer: Any
+) -> list[TriagedFinding]:
+    """Source-bound records for these findings, all with one signer (one password)."""
+    places = [source_of(f) for f in findings]  # refuse before signing anything
+    return [
+        sign_source_triage(f.id, f.check, unit, digest, reason, signer)
+        for f, (unit, digest) in zip(findings, places, strict=True)
+    ]
+
+
+def entry_findings(
+    path: Path, finding_ids: Sequence[str], *, per_source: bool = False
+) -> list[SlitherFinding]:
+    """The failing findings of an entry the ids name (checked before anyone signs)."""
+    path = Path(path)
+    entry = read_entry(path)
+    if entry.slither is None:
+        raise ConfigError(f"{path.name} records no Slither result to triage")
+    kept = sidecar(path, "slither.json")
+    if not kept.is_file():
+        raise ConfigError(f"{kept.name} (the Slither result kept beside the entry) is missing")
+    failing_ids = set(entry.slither.failing)
+    failing = [f for f in slither_findings(json.loads(kept.read_text())) if f.id in failing_ids]
+    if not {f.id for f in failing} and failing_ids:
+        raise ConfigError(f"{kept.name} does not hold the findings {path.name} records")
+    picked = pick_findings(failing, finding_ids, path.name)
+    if per_source:
+        for finding in picked:
+            source_of(finding)
+    return picked
+
+
+def triage_findings(
+    path: Path,
+    finding_ids: Sequence[str],
+    reason: str,
+    signer: Any,
+    *,
+    root: Path | None = None,
+    per_source: bool = False,
+) -> list[TriagedFinding]:
+    """Waive failing Slither findings of a proposed entry (voids its approvals).
+
+    Bound to the entry's codehash, or with `per_source` to the one source file each
+    finding lies in (the same records then serve every contract built with that file)."""
+    path = Path(path)
+    _require_reviewer(_root_of(path, root), signer)
+    entry = read_entry(path)
+    picked = entry_findings(path, finding_ids, per_source=per_source)
+    assert entry.slither is not None  # entry_findings refuses an entry without one
+    if per_source:
+        records = sign_source_triages(picked, reason, signer)
+    else:
+        records = [
+            sign_triage(f.id, f.check, entry.slither.codehash, reason, signer) for f in picked
+        ]
+    ids = {r.slither_id for r in records}
+    triaged = [t for t in entry.slither.triaged if t.slither_id not in ids] + records
+    sources = {k: v for k, v in entry.slither.failing_sources.items() if k not in ids}
+    sources |= {r.slither_id: r.source_sha256 for r in records if r.source_sha256}
+    updated = entry.model_copy(
+        update={
+            "slither": entry.slither.model_copy(
+                update={"triaged": triaged, "failing_sources": sources}
+            )
+        }
+    )
+    write_entry(path, updated)
+    return records
+
+
 def triage_finding(
     path: Path, finding_id: str, reason: str, signer: Any, *, root: Path | None = None
 ) -> TriagedFinding:
     """Waive one failing Slither finding of a proposed entry (voids its approvals)."""
+    return triage_findings(path, [finding_id], reason, signer, root=root)[0]
+
+
+def source_findings(
+    sources: Path | SourceBundle,
+    finding_ids: Sequence[str],
+    *,
+    root: Path,
+    settings: CompilerSettings | None = None,
+) -> list[SlitherFinding]:
+    """Vet the sources (cached) and pick the failing findings the ids name, each lying
+    in one source file (checked before anyone signs)."""
+    from defiagent.vetting.vet import vet_sources
+
+    vetting = vet_sources(sources, policy=load_policy(root), settings=settings)
+    gate = vetting.report.slither
+    if gate is None:
+        ctx = vetting.ctx
+        why = getattr(ctx, "analysis_error", None) or ctx.slither_error or "Slither did not run"
+        raise ConfigError(f"nothing to triage: {why}")
+    picked = pick_findings(gate.failing, finding_ids, vetting.report.target)
+    for finding in picked:
+        source_of(finding)
+    return picked
+
+
+def triage_sources(
+    sources: Path | SourceBundle,
+    finding_ids: Sequence[str],
+    reason: str,
+    signer: Any,
+    *,
+    root: Path,
+    settings: CompilerSettings | None = None,
+) -> list[TriagedFinding]:
+    """Source-bound triage of failing findings of a source vet (for `vet --triage`)."""
+    _require_reviewer(root, signer)
+    picked = source_findings(sources, finding_ids, root=root, settings=settings)
+    return sign_source_triages(picked, reason, signer)
+
+
+def merge_triage_file(path: Path, records: Sequence[TriagedFinding]) -> list[TriagedFinding]:
+    """Add records to a triage file (created if absent), replacing older ones for the same
+    finding and binding; returns everything the file now holds."""
     path = Path(path)
-    reviewers = load_reviewers(_root_of(path, root))
-    if reviewers.get(signer_address(signer)) is None:
-        raise Refused(
-            f"{signer_address(signer)} is not a listed reviewer: it cannot triage findings"
-        )
-    entry = read_entry(path)
-    if entry.slither is None:
-        raise ConfigError(f"{path.name} records no Slither result to triage")
-    matches = [f for f in entry.slither.failing if f.startswith(finding_id.lower())]
-    if len(matches) != 1:
-        raise ConfigError(
-            f"{finding_id} names {'no' if not matches else 'more than one'} failing finding of {path.name}"
-        )
-    full_id = matches[0]
-    check = _finding_check(path, full_id)
-    record = sign_triage(full_id, check, entry.slither.codehash, reason, signer)
-    kept = [t for t in entry.slither.triaged if t.slither_id != full_id]
-    updated = entry.model_copy(
-        update={"slither": entry.slither.model_copy(update={"triaged": [*kept, record]})}
-    )
-    write_entry(path, updated)
-    return record
+    existing = load_triage_file(path) if path.is_file() else []
 
+    def key(t: TriagedFinding) -> tuple[str | None, ...]:
+        return (t.slither_id, t.check, t.codehash, t.source_unit, t.source_sha256)
 
-def _finding_check(path: Path, finding_id: str) -> str:
-    kept = sidecar(path, "slither.json")
-    if not kept.is_file():
-        raise ConfigError(f"{kept.name} (the Slither result kept beside the entry) is missing")
-    for f in slither_findings(json.loads(kept.read_text())):
-        if f.id == finding_id:
-            return f.check
-    raise ConfigError(f"finding {finding_id[:12]} is not in {kept.name}")
+    fresh = {key(r) for r in records}
+    merged = [t for t in existing if key(t) not in fresh] + list(records)
+    write_triage_file(path, merged)
+    return merged
 
 
 def attach_audit(path: Path, audit: AuditRecord | Path) -> AllowlistEntry:

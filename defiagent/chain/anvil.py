@@ -57,9 +57,12 @@ class Anvil:
         extra_args: tuple[str, ...] = (),
         startup_timeout: float = 30.0,
         forward: bool | None = None,
+        detached: bool = False,
     ) -> None:
         """`forward`: fork through a loopback `RpcForwarder` (None: only when `fork_url`
-        carries a path, query or userinfo, i.e. possibly a key)."""
+        carries a path, query or userinfo, i.e. possibly a key). `detached`: anvil runs in
+        its own session and outlives this process (`defiagent devnet up`); nothing here
+        stops it at exit, its owner stops it by pid."""
         self.fork_url = fork_url
         self.forward = carries_credential(fork_url) if forward is None and fork_url else forward
         self._forwarder: RpcForwarder | None = None
@@ -73,6 +76,7 @@ class Anvil:
         self.log_path: Path | None = None
         self._proc: subprocess.Popen | None = None
         self._log_file: IO[bytes] | None = None
+        self.detached = detached
 
     @property
     def url(self) -> str:
@@ -118,7 +122,8 @@ class Anvil:
             try:
                 self._spawn()
                 self._wait_ready()
-                _RUNNING.add(self)
+                if not self.detached:
+                    _RUNNING.add(self)
                 return self
             except InfraError as exc:
                 last_error = exc
@@ -146,7 +151,8 @@ class Anvil:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent_preexec(os.getpid()),
+            preexec_fn=None if self.detached else die_with_parent_preexec(os.getpid()),
+            start_new_session=self.detached,  # its own session: no terminal's SIGHUP reaches it
             close_fds=True,
         )
 

@@ -467,8 +467,12 @@ class RpcForwarder:
 
     # -- upstream ------------------------------------------------------------------------------
     def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
+        if self._https:  # verified: the system store plus [tls] ca_bundle
+            from defiagent.net.tls import ssl_context
+
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout, context=ssl_context()
+            )
         return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
 
     def _checkout(self) -> http.client.HTTPConnection:

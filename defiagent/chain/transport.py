@@ -14,6 +14,8 @@ import threading
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from defiagent.net.tls import ssl_context
+
 # Errors that mean the kept-alive connection went stale before the server read our request.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
@@ -45,8 +47,14 @@ class HttpTransport:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self.timeout)
+            if self._https:  # verified: the system store plus [tls] ca_bundle
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self.timeout, context=ssl_context()
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.timeout
+                )
         return self._conn
 
     def post(self, payload: Any) -> Any:

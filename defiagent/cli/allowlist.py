@@ -209,30 +209,102 @@ def propose(
         raise typer.Exit(1)
 
 
+def _is_sources(target: str) -> bool:
+    path = Path(target)
+    return path.suffix == ".sol" or path.is_dir()  # an entry is a .toml file or an address
+
+
 @app.command("triage")
 def triage(
-    entry: str = typer.Argument(..., help="Entry file or address."),
-    finding: str = typer.Argument(..., help="Slither finding id (a unique prefix will do)."),
-    reason: str = typer.Option(..., "--reason", help="Why this finding is acceptable, in words."),
+    target: str = typer.Argument(
+        ...,
+        help="An entry (file or address), or sources (a .sol file or a folder) to triage "
+        "for `vet --triage`.",
+    ),
+    findings: list[str] = typer.Argument(
+        ..., help="Slither finding ids (unique prefixes will do); one or more."
+    ),
+    reason: str = typer.Option(
+        ..., "--reason", help="Why these findings are acceptable, in words (one reason for all)."
+    ),
+    per_source: bool = typer.Option(
+        False,
+        "--per-source",
+        help="Bind each record to the source file its finding lies in (its sha256), so it "
+        "applies to every contract built with that exact file. Always so for sources.",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        help="Sources only: the triage file to add the records to (created if absent); "
+        "give it to `vet --triage` and `allowlist propose --triage`.",
+    ),
     key: Path = KEY_OPT,
     password_env: str = PASSWORD_ENV_OPT,
     allowlist: Path = ALLOWLIST_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """Waive one Slither finding of an entry with your signed, written reason."""
-    from defiagent.allowlist.workflow import triage_finding
+    """Waive Slither findings with your signed, written reason (one password for them all).
+
+    For an entry, the records go into the entry (voiding its approvals). For sources,
+    they go into --out, each bound to the source file its finding lies in: triage a
+    library's findings once and they apply to every contract that imports that file.
+    """
+    from defiagent.allowlist.workflow import (
+        entry_findings,
+        merge_triage_file,
+        sign_source_triages,
+        source_findings,
+        triage_findings,
+    )
 
     root = _root(allowlist)
-    path = _entry(root, entry)
-    record = triage_finding(path, finding, reason, _signer(key, password_env), root=root)
-    emit(
-        {"ok": True, "entry": str(path), "triage": record},
-        as_json=as_json,
-        human=lambda: console.print(
-            f"triaged {plain(record.check)} {record.slither_id[:12]} in {plain(path.name)}",
-            highlight=False,
-        ),
-    )
+    if len(reason.strip()) < 10:
+        raise ConfigError("a triage needs a written reason (--reason, at least 10 characters)")
+    if _is_sources(target):
+        if out is None:
+            raise ConfigError(
+                "triaging sources needs --out FILE, the triage file `vet --triage` reads"
+            )
+        if out.exists() and not out.is_file():
+            raise ConfigError(f"--out {out} is not a file")
+        # Everything is checked before the one password prompt.
+        picked = source_findings(Path(target), findings, root=root)
+        signer = _signer(key, password_env)
+        _require_reviewer(root, signer)
+        records = sign_source_triages(picked, reason, signer)
+        merge_triage_file(out, records)
+        where = str(out)
+    else:
+        if out is not None:
+            raise ConfigError("--out is for sources; an entry keeps its triage records itself")
+        path = _entry(root, target)
+        entry_findings(path, findings, per_source=per_source)
+        records = triage_findings(
+            path, findings, reason, _signer(key, password_env), root=root, per_source=per_source
+        )
+        where = str(path)
+
+    def human() -> None:
+        for r in records:
+            console.print(
+                f"triaged {plain(r.check)} {r.slither_id[:12]} ({plain(r.binding)}) "
+                f"into {plain(where)}",
+                highlight=False,
+            )
+
+    emit({"ok": True, "target": where, "triage": records}, as_json=as_json, human=human)
+
+
+def _require_reviewer(root: Path, signer) -> None:
+    from defiagent.allowlist.reviewers import load_reviewers
+    from defiagent.allowlist.signatures import signer_address
+    from defiagent.errors import Refused
+
+    if load_reviewers(root).get(signer_address(signer)) is None:
+        raise Refused(
+            f"{signer_address(signer)} is not a listed reviewer: it cannot triage findings"
+        )
 
 
 @app.command("approve")
@@ -526,5 +598,146 @@ def sign_audit(
         as_json=as_json,
         human=lambda: console.print(
             plain(f"signed {audit} as {signed.auditor.address}"), highlight=False
+        ),
+    )
+
+
+audit_app = typer.Typer(
+    help="Audit records (ERC-7512 style): write one for an auditor to sign.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_finding(value: str):
+    """--finding ID:SEVERITY:STATUS:TITLE."""
+    from defiagent.allowlist.models import AuditFinding, Severity
+
+    parts = value.split(":", 3)
+    if len(parts) != 4 or not all(p.strip() for p in parts):
+        raise ConfigError(
+            f"--finding {value!r} is not ID:SEVERITY:STATUS:TITLE "
+            "(e.g. 'H-01:high:fixed:Reentrancy in withdraw')"
+        )
+    finding_id, severity, status, title = (p.strip() for p in parts)
+    if severity not in {s.value for s in Severity}:
+        raise ConfigError(
+            f"--finding {finding_id}: severity {severity!r} is not one of "
+            f"{', '.join(s.value for s in Severity)}"
+        )
+    if status not in ("open", "acknowledged", "fixed"):
+        raise ConfigError(
+            f"--finding {finding_id}: status {status!r} is not open, acknowledged or fixed"
+        )
+    return AuditFinding(id=finding_id, severity=Severity(severity), title=title, status=status)
+
+
+def _report_sha256(report: Path | None, report_sha256: str | None) -> str:
+    import hashlib
+    import re
+
+    if report is not None and report_sha256 is not None:
+        raise ConfigError("give --report FILE or --report-sha256 HEX, not both")
+    if report is not None:
+        if not report.is_file():
+            raise ConfigError(f"--report {report} is not a file")
+        return hashlib.sha256(report.read_bytes()).hexdigest()
+    if report_sha256 is None:
+        raise ConfigError("give --report FILE (hashed here) or --report-sha256 HEX")
+    digest = report_sha256.strip().lower().removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ConfigError(f"--report-sha256 {report_sha256!r} is not 64 hex digits")
+    return digest
+
+
+@audit_app.command("new")
+def audit_new(
+    out: Path = typer.Argument(..., help="The audit record file to write (.toml)."),
+    auditor_name: str = typer.Option(..., "--auditor-name", help="The audit firm's name."),
+    auditor_address: str = typer.Option(
+        ..., "--auditor-address", help="The key the auditor signs with (trusted in policy.toml)."
+    ),
+    auditor_uri: str = typer.Option(None, "--auditor-uri", help="The auditor's web page."),
+    report_uri: str = typer.Option(
+        ..., "--report-uri", help="Where the report is: https://..., file://..., or a path."
+    ),
+    report: Path = typer.Option(None, "--report", help="The report file, to hash here."),
+    report_sha256: str = typer.Option(
+        None, "--report-sha256", help="The report's sha256, when the file is not at hand."
+    ),
+    codehash: list[str] = typer.Option(
+        ..., "--codehash", help="Runtime codehash the audit covers (0x + 64 hex); repeatable."
+    ),
+    chain_id: int = typer.Option(
+        None, "--chain-id", min=1, help="Only this chain's deployment (with --address)."
+    ),
+    address: str = typer.Option(None, "--address", help="Only this deployment (with --chain-id)."),
+    issued_at: str = typer.Option(
+        None, "--issued-at", help="Date of the report, YYYY-MM-DD (default: today, UTC)."
+    ),
+    finding: list[str] = typer.Option(
+        [], "--finding", help="A finding of the report, ID:SEVERITY:STATUS:TITLE; repeatable."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Write an unsigned audit record; the auditor then signs it with `allowlist sign-audit`.
+
+    The record binds the report (URI and sha256) to the runtime codehashes it covers.
+    """
+    from datetime import date
+
+    from pydantic import ValidationError
+
+    from defiagent.allowlist.models import AuditedContract, AuditorInfo, AuditRecord
+    from defiagent.allowlist.tomlio import validation_message, write_model
+    from defiagent.types import parse_address
+
+    if out.suffix != ".toml":
+        raise ConfigError(f"{out} should be a .toml file (the format `--audit` reads)")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} already exists: give --force to overwrite it")
+    if (chain_id is None) != (address is None):
+        raise ConfigError("--chain-id and --address go together (a deployment), or neither")
+    try:
+        day = date.fromisoformat(issued_at) if issued_at else datetime.now(UTC).date()
+    except ValueError:
+        raise ConfigError(f"--issued-at {issued_at!r} is not a date like 2026-11-30") from None
+    digest = _report_sha256(report, report_sha256)
+    where = parse_address(address, "--address") if address else None
+    try:
+        record = AuditRecord(
+            auditor=AuditorInfo(
+                name=auditor_name,
+                uri=auditor_uri,
+                address=parse_address(auditor_address, "--auditor-address"),
+            ),
+            issued_at=day,
+            report_uri=report_uri,
+            report_sha256=digest,
+            contracts=[
+                AuditedContract(chain_id=chain_id, address=where, runtime_codehash=h)
+                for h in codehash
+            ],
+            findings=[_audit_finding(f) for f in finding],
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"the audit record is not valid: {validation_message(exc)}") from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_model(
+        out,
+        record,
+        header="# Audit record (ERC-7512 style). Sign: defiagent allowlist sign-audit\n",
+    )
+    emit(
+        {"ok": True, "audit": str(out), "record": record},
+        as_json=as_json,
+        human=lambda: console.print(
+            plain(
+                f"wrote {out} ({len(record.contracts)} codehash(es), "
+                f"{len(record.findings)} finding(s)); the auditor signs it with "
+                f"`defiagent allowlist sign-audit {out} --key KEYSTORE`"
+            ),
+            highlight=False,
         ),
     )

@@ -56,13 +56,20 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "vet": ("defiagent.cli.vet", "vet", False),
     "keystore": ("defiagent.cli.keystore", "app", True),
     "signer": ("defiagent.cli.signer", "app", True),
+    "safe": ("defiagent.cli.safe", "app", True),
     "kill-switch": ("defiagent.cli.kill_switch", "app", True),
     "audit-log": ("defiagent.cli.audit_log", "app", True),
     "rules": ("defiagent.cli.rules", "app", True),
+    "protocols": ("defiagent.cli.protocols", "app", True),
     "allowlist": ("defiagent.cli.allowlist", "app", True),
     "report": ("defiagent.cli.report", "report", False),
     "operator": ("defiagent.cli.operator", "app", True),
     "strategy": ("defiagent.cli.strategy", "app", True),
+    "market": ("defiagent.cli.market", "app", True),
+    "backtest": ("defiagent.cli.backtest", "backtest", False),
+    "state": ("defiagent.cli.state", "app", True),
+    "privacy": ("defiagent.cli.privacy", "app", True),
+    "devnet": ("defiagent.cli.devnet", "app", True),
 }
 _GLOBAL_FLAGS = {"--debug", "--version", "--help"}
 _registered: set[str] = set()

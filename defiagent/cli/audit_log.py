@@ -50,6 +50,11 @@ def verify(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_
             human=lambda: console.print(
                 f"[green]ok[/]: {report.records} records, chain intact, head {report.head}"
                 + (" (authenticated)" if report.head_authenticated else "")
+                + (
+                    f", from a checkpoint of {report.pruned} pruned records"
+                    if report.pruned
+                    else ""
+                )
             ),
         )
         return
@@ -61,6 +66,34 @@ def verify(file: Path = FILE, as_json: bool = JSON, head_key: str | None = HEAD_
         f"{file} {where}: {problem.reason} ({report.records} records before it are intact){hint}"
     )
     _refuse(message, as_json, report.model_dump())
+
+
+@app.command("prune")
+def prune(
+    file: Path = FILE,
+    older_than_days: int = typer.Option(
+        ..., "--older-than-days", min=1, help="Drop records older than this many days."
+    ),
+    as_json: bool = JSON,
+    head_key: str | None = HEAD_KEY,
+) -> None:
+    """Drop the records older than the limit ([retention] does this at each start); the
+    log then starts at a checkpoint authenticated with the head key and still verifies.
+    The newest record is always kept; the prune is recorded in the log."""
+    from defiagent.privacy.retention import prune_audit_log
+
+    if not file.is_file():
+        raise ConfigError(f"{file} is not a file")
+    result = prune_audit_log(file, max_age_days=older_than_days, head_key=head_key)
+    emit(
+        {"ok": True, **result.model_dump()},
+        as_json=as_json,
+        human=lambda: console.print(
+            f"[green]pruned[/]: {result.pruned} records older than {result.before} "
+            f"({result.pruned_total} in all behind the checkpoint), {result.kept} kept",
+            highlight=False,
+        ),
+    )
 
 
 @app.command("repair")

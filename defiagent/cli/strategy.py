@@ -3,7 +3,8 @@
 `pin` hashes every configured strategy (its code, the files it loads, its params) and signs
 the lot with the operator's keystore key; with an operator enrolled it needs the TOTP code
 too. `verify` (for CI) exits 0 when every configured strategy matches its signed pin, 1
-with the sentence saying what changed, 2 for a config error.
+with the sentence saying what changed, 2 for a config error. `train` fits a model-classifier
+strategy's model on recorded history (docs/backtest.md).
 """
 
 from __future__ import annotations
@@ -178,3 +179,94 @@ def verify(config: Path = CONFIG, as_json: bool = JSON) -> None:
         )
 
     emit(data, as_json=as_json, human=human)
+
+
+@app.command("train")
+def train_model(
+    config: Path = CONFIG,
+    data: Path = typer.Option(..., "--data", help="A history folder (market record/import)."),
+    strategy: str | None = typer.Option(
+        None, "--strategy", help="A model-classifier strategy of the config (default: the first)."
+    ),
+    from_block: int | None = typer.Option(None, "--from", help="First block trained on."),
+    to_block: int | None = typer.Option(None, "--to", help="Last block trained on (inclusive)."),
+    kind: str = typer.Option("logistic", "--kind", help="logistic or tree."),
+    lookback: int = typer.Option(5, "--lookback", help="Past log returns used as features."),
+    horizon: int = typer.Option(1, "--horizon", help="Ticks ahead the model predicts."),
+    regularization: float = typer.Option(1.0, "--regularization", help="Logistic: C."),
+    max_depth: int = typer.Option(3, "--max-depth", help="Tree: depth (0: unlimited)."),
+    min_leaf: int = typer.Option(20, "--min-leaf", help="Tree: fewest samples per leaf."),
+    as_json: bool = JSON,
+) -> None:
+    """Train a model-classifier strategy's model on recorded history, into its `model` file.
+
+    The file must be one of the strategy's `files`, so its digest is pinned: pin the
+    strategy again afterwards, and backtest it (docs/backtest.md).
+    """
+    from pydantic import ValidationError
+
+    from defiagent.backtest.engine import pick_strategy
+    from defiagent.backtest.gates.replay import MODEL_BUILTIN
+    from defiagent.backtest.training import ModelSpec, train, write_model
+    from defiagent.errors import ConfigError
+    from defiagent.market.history import MarketHistory
+
+    cfg = load_config(config)
+    sc = pick_strategy(cfg, strategy)
+    if sc.builtin != MODEL_BUILTIN:
+        raise ConfigError(f"strategy {sc.name} is not a {MODEL_BUILTIN} strategy: nothing to train")
+    try:
+        spec = ModelSpec(
+            kind=kind,  # validated by the model
+            lookback=lookback,
+            horizon=horizon,
+            regularization=regularization,
+            max_depth=max_depth,
+            min_leaf=min_leaf,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    for key in ("model", "base", "quote"):
+        if key not in sc.params:
+            raise ConfigError(f"strategy {sc.name} has no {key} in its params")
+    out = Path(str(sc.params["model"]))
+    if not out.is_absolute():
+        raise ConfigError(
+            f"strategy {sc.name}'s model {out} must be an absolute path (the sandbox does not "
+            "run beside agent.toml)"
+        )
+    if out.resolve() not in {Path(f).resolve() for f in sc.files}:
+        raise ConfigError(
+            f"strategy {sc.name}'s model {out} is not one of its files: list it in `files` "
+            "so its digest is pinned"
+        )
+    history = MarketHistory.load(data)
+    start = 0 if from_block is None else history.index_of_block(from_block)
+    end = len(history) if to_block is None else history.index_of_block(to_block + 1)
+    model = train(
+        history, str(sc.params["base"]), str(sc.params["quote"]), spec, start=start, end=end
+    )
+    digest = write_model(out, model)
+    result = {
+        "ok": True,
+        "strategy": sc.name,
+        "model": str(out),
+        "sha256": digest,
+        "spec": spec.model_dump(),
+        "trained_on": model.trained_on,
+        "in_sample_accuracy": model.accuracy,
+    }
+
+    def human() -> None:
+        t = model.trained_on
+        console.print(
+            f"[green]trained[/] a {spec.kind} model for {plain(sc.name)} on blocks "
+            f"{t['from_block']}-{t['to_block']} ({t['samples']} samples; in-sample accuracy "
+            f"{model.accuracy:.1%}, which proves nothing: backtest it)\n"
+            f"wrote {plain(out)} (sha256 {digest[:16]}…); pin the strategy again: "
+            f"defiagent strategy pin -c {plain(config)} --key KEYSTORE",
+            highlight=False,
+        )
+
+    emit(result, as_json=as_json, human=human)

@@ -43,18 +43,24 @@ EVM_VERSIONS = (
 
 
 def _solc_version(value: str) -> str:
-    """--solc-version: a version like 0.6.6 that this toolchain has a compiler for."""
-    from defiagent.toolchain import solc_versions
+    """--solc-version: a version like 0.6.6, installed or published (installed on first use)."""
+    from defiagent.vetting.compilers import FIRST_STANDARD_JSON, installed_versions
+    from defiagent.vetting.compilers import registry_versions as published
 
     version = value.strip().removeprefix("v").split("+", 1)[0]
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         raise ConfigError(f"--solc-version {value!r} is not a compiler version like 0.6.6")
-    installed = solc_versions()
-    if installed and version not in installed:  # none at all: the compile names the toolchain
+    if version in installed_versions():
+        return version
+    if version not in published():
+        raise ConfigError(f"--solc-version {version} is not a published solc release")
+    if tuple(int(x) for x in version.split(".")) < (
+        FIRST_STANDARD_JSON.major,
+        FIRST_STANDARD_JSON.minor,
+        FIRST_STANDARD_JSON.patch,
+    ):
         raise ConfigError(
-            f"--solc-version {version} is not an installed compiler "
-            f"(installed: {', '.join(sorted(installed))})",
-            remedy=f"add solc-{version}@npm:solc@{version} to the toolchain and run scripts/bootstrap",
+            f"--solc-version {version} predates standard JSON: 0.4.11 and later are supported"
         )
     return version
 
@@ -89,7 +95,7 @@ def settings_from_options(
     )
 
 
-def print_outcomes(title: str, outcomes, *, passed: bool) -> None:
+def print_outcomes(title: str, outcomes, *, passed: bool, verdict: str | None = None) -> None:
     table = Table(title=title, show_lines=False, title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("result", no_wrap=True)
@@ -103,8 +109,14 @@ def print_outcomes(title: str, outcomes, *, passed: bool) -> None:
             plain(o.reason) + subject,
         )
     console.print(table)
-    verdict = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
-    console.print(f"{verdict} {plain(title)}", highlight=False)
+    if verdict is not None:
+        from defiagent.vetting.verdict import VERDICT_TEXT
+
+        style = {"accepted": "bold green", "refused": "bold red"}.get(verdict, "bold yellow")
+        console.print(f"[{style}]{VERDICT_TEXT[verdict]}[/] {plain(title)}", highlight=False)
+        return
+    mark = "[bold green]PASS[/]" if passed else "[bold red]FAIL[/]"
+    console.print(f"{mark} {plain(title)}", highlight=False)
 
 
 def list_checks(as_json: bool) -> None:
@@ -186,6 +198,19 @@ def vet(
     ),
     allowlist: Path = ALLOWLIST_OPT,
     checks: bool = typer.Option(False, "--list-checks", help="List the vetting checks and exit."),
+    batch: Path = typer.Option(
+        None,
+        "--batch",
+        help="Vet every source file or folder listed in this file (one a line) on Dask.",
+    ),
+    scheduler: str = typer.Option(
+        None,
+        "--scheduler",
+        help="With --batch: a Dask scheduler (tcp://host:port); default a LocalCluster.",
+    ),
+    workers: int = typer.Option(
+        2, "--workers", help="With --batch and no --scheduler: LocalCluster worker processes."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output on stdout."),
 ) -> None:
     """Vet contract code: compile, Slither gate, and for an address proxies, codehash, sources, audits.
@@ -195,6 +220,13 @@ def vet(
     if checks:
         list_checks(as_json)
         return
+    if batch is not None:
+        if target:
+            raise ConfigError("give either a TARGET or --batch LIST, not both")
+        vet_batch(batch, scheduler, workers, allowlist, triage, as_json)
+        return
+    if scheduler is not None:
+        raise ConfigError("--scheduler is for --batch")
     if not target:
         raise ConfigError(
             "give a TARGET: a source folder, a .sol file, or an address with --rpc-url"
@@ -257,8 +289,100 @@ def vet(
             console.print(
                 f"[yellow]no reviewers file in {plain(root)}: triage records cannot be checked[/]"
             )
-        print_outcomes(title, report.outcomes, passed=report.passed)
+        print_outcomes(title, report.outcomes, passed=report.passed, verdict=report.verdict)
 
-    emit({"ok": report.passed, "report": report}, as_json=as_json, human=human)
+    emit(
+        {"ok": report.passed, "verdict": report.verdict, "report": report},
+        as_json=as_json,
+        human=human,
+    )
     if not report.passed:
         raise typer.Exit(1)
+
+
+def vet_batch(
+    list_file: Path,
+    scheduler: str | None,
+    workers: int,
+    allowlist: Path | None,
+    triage: list[Path],
+    as_json: bool,
+) -> None:
+    """`vet --batch LIST`: every listed source target on Dask, a summary table, exit 0/1/3."""
+    from defiagent.allowlist.policy import load_policy
+    from defiagent.allowlist.reviewers import load_reviewers
+    from defiagent.allowlist.store import default_root, require_root
+    from defiagent.allowlist.workflow import load_triage_file
+    from defiagent.cli.output import err_console
+    from defiagent.vetting.batch import read_targets, run_batch
+    from defiagent.vetting.verdict import VERDICT_TEXT
+
+    if scheduler is not None and not re.fullmatch(r"(tcp|tls)://[^\s/]+:\d+", scheduler):
+        raise ConfigError(f"--scheduler {scheduler!r} is not a Dask address like tcp://host:8786")
+    if workers < 1 or workers > 64:
+        raise ConfigError(f"--workers {workers} must be between 1 and 64")
+    targets = read_targets(list_file)
+    root = Path(allowlist) if allowlist else default_root()
+    if allowlist is not None:
+        require_root(root)
+    policy = load_policy(root)
+    try:
+        reviewers = load_reviewers(root)
+    except ConfigError:
+        reviewers = None
+    triaged = [t for path in triage for t in load_triage_file(path)]
+    done = 0
+
+    def progress(item) -> None:
+        nonlocal done
+        done += 1
+        err_console.print(
+            f"[{done}/{len(targets)}] {VERDICT_TEXT.get(item.verdict, 'ERROR')} "
+            f"{plain(item.target)} ({item.seconds:.1f}s)",
+            highlight=False,
+        )
+
+    report = run_batch(
+        targets,
+        policy=policy,
+        reviewers=reviewers,
+        triage=triaged,
+        scheduler=scheduler,
+        workers=workers,
+        on_result=progress,
+    )
+
+    def human() -> None:
+        table = Table(title=f"vet --batch {list_file} on {report.scheduler}", title_justify="left")
+        for col in ("target", "verdict", "findings", "solc", "seconds", "reason"):
+            table.add_column(col, overflow="fold")
+        for item in report.items:
+            style = {"accepted": "green", "refused": "bold red"}.get(item.verdict, "yellow")
+            table.add_row(
+                plain(item.target),
+                f"[{style}]{VERDICT_TEXT.get(item.verdict, 'ERROR')}[/]",
+                str(item.findings),
+                item.solc_version or "",
+                f"{item.seconds:.1f}",
+                plain(item.reason[:160]),
+            )
+        console.print(table)
+        counts = ", ".join(f"{n} {k}" for k, n in report.counts().items() if n)
+        rate = len(report.items) / report.seconds if report.seconds else 0.0
+        console.print(
+            f"{len(report.items)} targets in {report.seconds:.1f}s ({rate:.2f}/s) on "
+            f"{report.workers} worker(s): {counts}",
+            highlight=False,
+        )
+
+    emit(
+        {
+            "ok": report.exit_code == 0,
+            "counts": report.counts(),
+            "batch": report,
+        },
+        as_json=as_json,
+        human=human,
+    )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)

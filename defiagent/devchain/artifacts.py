@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -68,30 +69,67 @@ def weth9() -> Artifact:
 
 def compile_contract(source_file: Path, contract: str) -> Artifact:
     """Compile one contract with solcjs (imports from node_modules), cached by source hash."""
-    text = source_file.read_text()
-    version = select_version([source_file])
-    key = hashlib.sha256(f"{version}\0{contract}\0{text}".encode()).hexdigest()[:24]
-    cached = cache_dir("artifacts") / f"{contract}-{key}.json"
-    if cached.exists():
-        return Artifact.model_validate_json(cached.read_text())
-    unit = source_file.name
-    output = compile_standard_json(
-        standard_input({unit: text}), version=version, include=[source_file.parent]
-    )
-    compiled = output["contracts"][unit][contract]
-    artifact = Artifact(
-        name=contract,
-        abi=compiled["abi"],
-        bytecode=_hex(compiled["evm"]["bytecode"]["object"]),
-        deployed_bytecode=_hex(compiled["evm"]["deployedBytecode"]["object"]),
-        source=f"solc {version}: {source_file.name} (OpenZeppelin from npm)",
-    )
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(artifact.model_dump_json())
-    tmp.replace(cached)
-    return artifact
+    return compile_contracts([(source_file, contract)])[0]
+
+
+def compile_contracts(units: Sequence[tuple[Path, str]]) -> list[Artifact]:
+    """Compile contracts (file, contract name) in one solcjs run, each cached by its source
+    hash: a run of solcjs costs seconds, most of it starting the compiler."""
+    texts = {f: f.read_text() for f, _ in units}
+    version = select_version(list(texts))
+    found: dict[tuple[Path, str], Artifact] = {}
+    paths: dict[tuple[Path, str], Path] = {}
+    for f, contract in units:
+        key = hashlib.sha256(f"{version}\0{contract}\0{texts[f]}".encode()).hexdigest()[:24]
+        paths[(f, contract)] = cached = cache_dir("artifacts") / f"{contract}-{key}.json"
+        if cached.exists():
+            found[(f, contract)] = Artifact.model_validate_json(cached.read_text())
+    missing = [u for u in units if u not in found]
+    if missing:
+        sources = {f.name: texts[f] for f, _ in missing}
+        output = compile_standard_json(
+            standard_input(sources),
+            version=version,
+            include=sorted({f.parent for f, _ in missing}),
+        )
+        for f, contract in missing:
+            compiled = output["contracts"][f.name][contract]
+            artifact = Artifact(
+                name=contract,
+                abi=compiled["abi"],
+                bytecode=_hex(compiled["evm"]["bytecode"]["object"]),
+                deployed_bytecode=_hex(compiled["evm"]["deployedBytecode"]["object"]),
+                source=f"solc {version}: {f.name} (OpenZeppelin from npm)",
+            )
+            cached = paths[(f, contract)]
+            tmp = cached.with_suffix(".tmp")
+            tmp.write_text(artifact.model_dump_json())
+            tmp.replace(cached)
+            found[(f, contract)] = artifact
+    return [found[u] for u in units]
 
 
 @cache
 def demo_token() -> Artifact:
     return compile_contract(SOL_DIR / "DemoToken.sol", "DemoToken")
+
+
+@cache
+def _awkward_tokens() -> tuple[Artifact, Artifact]:
+    reset, fee = compile_contracts(
+        [
+            (SOL_DIR / "ResetApproveToken.sol", "ResetApproveToken"),
+            (SOL_DIR / "FeeOnTransferToken.sol", "FeeOnTransferToken"),
+        ]
+    )
+    return reset, fee
+
+
+def reset_approve_token() -> Artifact:
+    """USDT-style: approve from one non-zero allowance to another reverts."""
+    return _awkward_tokens()[0]
+
+
+def fee_on_transfer_token() -> Artifact:
+    """Keeps a fee (set by its owner) on every transfer between holders."""
+    return _awkward_tokens()[1]

@@ -6,6 +6,11 @@ Order of steps, each made durable in the journal before the next one starts:
     verify the signature byte for byte -> journal signed (raw bytes) -> kill switch? ->
     broadcast -> journal sent -> receipt with confirmations -> journal confirmed/failed
 
+Broadcasting goes through a Submitter (defiagent/broadcast): the public mempool by default,
+or a private relay (`[broadcast] mode = "private"`), whose transactions expire after their
+window: an expired entry ends `expired` (its nonce free for the next transaction) unless the
+configured fallback sends the same bytes publicly, once.
+
 A crash anywhere leaves the journal saying what may have reached the network: `reconcile()`
 re-broadcasts signed raw bytes (same hash, so never a second transaction), collects receipts,
 and marks an entry dropped when its nonce went to something else. A planned entry that was
@@ -23,6 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from defiagent.broadcast.base import Expiry, Submitter
+from defiagent.broadcast.public import PublicSubmitter
 from defiagent.chain.rpc import JsonRpcClient, RpcError
 from defiagent.errors import DefiagentError, InfraError, Refused
 from defiagent.execution.fees import FeePolicy, Fees, bump, gwei, quote
@@ -86,6 +93,7 @@ class Executor:
         poll_interval: float = 0.05,
         rpc_timeout: float = 10.0,
         on_step: Callable[[str, str], None] | None = None,
+        submitter: Submitter | None = None,
     ) -> None:
         if confirmations < 1:
             raise ValueError("confirmations must be at least 1")
@@ -100,6 +108,9 @@ class Executor:
         self.poll_interval = poll_interval
         self.on_step = on_step
         self.nonces = NonceManager(self.rpc, journal)
+        self.submitter: Submitter = (
+            submitter if submitter is not None else PublicSubmitter(self.rpc)
+        )
         try:
             actual = int(self.rpc.call("eth_chainId"), 16)
         except RpcError as exc:
@@ -216,10 +227,68 @@ class Executor:
         self._step("after-send", key)
         self.journal.set_state(key, State.SENT)
         self._record(
-            "execution.sent", {"key": key, "tx_hash": attempt.tx_hash, "nonce": attempt.nonce}
+            "execution.sent",
+            {
+                "key": key,
+                "tx_hash": attempt.tx_hash,
+                "nonce": attempt.nonce,
+                "via": self.submitter.mode,
+            },
         )
         self._step("before-receipt", key)
         return self.wait(key)
+
+    def execute_bundle(
+        self, items: list[tuple[PlannedCall, SimulationOutcome]]
+    ) -> list[ExecutionResult]:
+        """Sign each call (consecutive nonces) and send them as one bundle: all included in
+        one block in this order, or none (needs `[broadcast] mode = "private"`)."""
+        keys: list[str] = []
+        try:
+            for call, outcome in items:
+                self.sign(call, outcome)
+                keys.append(call.journal_key)
+        except DefiagentError:
+            for key in keys:  # a bundle goes whole or not at all
+                self._abort(key, "another transaction of its bundle could not be signed")
+            raise
+        return self.send_bundle(keys)
+
+    def send_bundle(self, keys: list[str]) -> list[ExecutionResult]:
+        """Broadcast signed entries as one bundle and wait for each receipt."""
+        entries = [self._entry(key) for key in keys]
+        for entry in entries:
+            if entry.state != State.SIGNED:
+                raise Refused(f"{entry.key} is {entry.state}, not signed; the bundle is not sent")
+        attempts = [self.journal.attempts(key)[-1] for key in keys]
+        try:
+            self._require_kill_switch_off("before sending")
+            self.submitter.submit_bundle([a.raw for a in attempts], [a.tx_hash for a in attempts])
+        except Refused as exc:
+            for key in keys:
+                self._abort(key, str(exc) + "; the bundle was discarded unsent")
+            raise
+        except RpcError as exc:
+            if exc.code is not None:  # the relay looked at it and refused: nothing is out
+                for key in keys:
+                    self._abort(key, f"the relay refused the bundle: {exc}")
+                raise Refused(f"the relay refused the bundle: {exc}") from exc
+            self._unreconciled = True  # it may be out: settle before anything new
+            raise InfraError(
+                f"the bundle may not have been sent ({exc}); reconcile() settles its entries"
+            ) from exc
+        for attempt in attempts:
+            self.journal.set_state(attempt.key, State.SENT)
+            self._record(
+                "execution.sent",
+                {
+                    "key": attempt.key,
+                    "tx_hash": attempt.tx_hash,
+                    "nonce": attempt.nonce,
+                    "via": f"{self.submitter.mode} bundle",
+                },
+            )
+        return [self.wait(key) for key in keys]
 
     def wait(self, key: str, timeout: float | None = None) -> ExecutionResult:
         """Poll until one of the entry's attempts is mined and confirmed, or the timeout."""
@@ -232,6 +301,7 @@ class Executor:
                 State.CANCELLED,
                 State.DROPPED,
                 State.ABORTED,
+                State.EXPIRED,
             ):
                 return ExecutionResult.of(entry)
             result = self._resolve(entry, rebroadcast=False)
@@ -389,7 +459,7 @@ class Executor:
 
     def _broadcast(self, entry: Entry, attempt: Attempt) -> None:
         try:
-            self.rpc.call("eth_sendRawTransaction", attempt.raw)
+            self.submitter.submit(attempt.raw, attempt.tx_hash)
         except RpcError as exc:
             message = str(exc).lower()
             if any(s in message for s in _ALREADY_KNOWN):
@@ -432,6 +502,9 @@ class Executor:
             self.journal.finish(entry.key, State.DROPPED, reason=reason)
             self._record("execution.dropped", {"key": entry.key, "nonce": nonce, "reason": reason})
             return ExecutionResult.of(self._entry(entry.key))
+        expiry = self.submitter.expired(attempts[-1].tx_hash)
+        if expiry is not None:
+            return self._expired(entry, attempts, expiry)
         if rebroadcast:
             latest = attempts[-1]
             self._broadcast(entry, latest)
@@ -439,6 +512,47 @@ class Executor:
                 self.journal.set_state(entry.key, State.SENT)
             self._record("execution.rebroadcast", {"key": entry.key, "tx_hash": latest.tx_hash})
         return None
+
+    def _expired(
+        self, entry: Entry, attempts: list[Attempt], expiry: Expiry
+    ) -> ExecutionResult | None:
+        """A private submission's window is over without a receipt: ask the relay to drop it,
+        then send the same bytes publicly once if `[broadcast] fallback = "public"`, else end
+        the entry `expired` (never re-sent publicly; its nonce is free for the next one)."""
+        if find_mined(self.rpc, [a.tx_hash for a in attempts], 1) is not None:
+            return None  # it landed after all (the receipt lagged the head): the next poll settles
+        latest = attempts[-1]
+        self.submitter.cancel(expiry.tx_hash)  # a relay must drop it after its window anyway
+        payload = {
+            "key": entry.key,
+            "intent_id": entry.intent_id,
+            "tx_hash": expiry.tx_hash,
+            "nonce": latest.nonce,
+            "max_block_number": expiry.max_block,
+            "head": expiry.head,
+            "relay": expiry.relay,
+        }
+        if self.submitter.fall_back(expiry.tx_hash):
+            try:
+                self._broadcast(entry, latest)
+            except Refused as exc:  # the node will not take it: it is nowhere now
+                reason = f"expired at the relay and the public fallback was refused: {exc}"
+            except InfraError:
+                self._unreconciled = True  # it may be out publicly: keep tracking it
+                return None
+            else:
+                self._record("execution.sent-public-after-expiry", payload)
+                return None
+        else:
+            reason = (
+                f"the private transaction {expiry.tx_hash} was not included by block "
+                f"{expiry.max_block} (maxBlockNumber) and has expired; it was not sent "
+                f'publicly ([broadcast] fallback = "none"), and its nonce {latest.nonce} '
+                "is free for the next transaction"
+            )
+        self.journal.finish(entry.key, State.EXPIRED, reason=reason)
+        self._record("execution.expired", {**payload, "reason": reason})
+        return ExecutionResult.of(self._entry(entry.key))
 
     def _finish_mined(self, entry: Entry, attempts: list[Attempt], mined: Mined) -> ExecutionResult:
         kind = next(a.kind for a in attempts if a.tx_hash == mined.tx_hash)

@@ -8,6 +8,7 @@ as planned before signing, the signed raw bytes before broadcasting). Keyed by
 States of an entry:
     planned -> signed -> sent -> confirmed | failed | cancelled | dropped
     planned | signed -> aborted        (stopped before broadcast: nothing reached the network)
+    sent -> expired                    (private: not included by its maxBlockNumber)
 Each signed transaction is an attempt (original, replacement, cancel) with its raw bytes;
 a replacement's predecessors end `replaced`.
 
@@ -32,6 +33,9 @@ from pydantic import BaseModel, ConfigDict
 
 from defiagent.errors import InfraError, Refused
 from defiagent.execution.models import PlannedCall
+from defiagent.state_crypto.active import cipher_for
+from defiagent.state_crypto.cipher import StateCipher
+from defiagent.state_crypto.files import open_column, seal_column
 
 
 class State(StrEnum):
@@ -43,10 +47,18 @@ class State(StrEnum):
     CANCELLED = "cancelled"  # a 0-value self-transfer took the nonce
     DROPPED = "dropped"  # the nonce was taken by a transaction this journal did not send
     ABORTED = "aborted"  # stopped before any broadcast
+    EXPIRED = "expired"  # a private submission not included in its window; its nonce is free
 
 
 IN_FLIGHT = (State.SIGNED, State.SENT)
-FINAL = (State.CONFIRMED, State.FAILED, State.CANCELLED, State.DROPPED, State.ABORTED)
+FINAL = (
+    State.CONFIRMED,
+    State.FAILED,
+    State.CANCELLED,
+    State.DROPPED,
+    State.ABORTED,
+    State.EXPIRED,
+)
 
 
 class AttemptKind(StrEnum):
@@ -150,6 +162,9 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # An encrypted state dir seals the planned call and the signed raw bytes (the
+        # columns the queries never search); None: plaintext, as before.
+        self._cipher = cipher_for(self.path.parent)
         self._lock_fd: int | None = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -247,7 +262,7 @@ class Journal:
                     call.intent_id,
                     call.sender,
                     chain_id,
-                    call.model_dump_json(),
+                    seal_column(self._cipher, "call", call.journal_key, call.model_dump_json()),
                     State.PLANNED,
                     now,
                     now,
@@ -268,7 +283,9 @@ class Journal:
                     attempt.seq,
                     attempt.kind,
                     attempt.tx_hash,
-                    attempt.raw,
+                    seal_column(
+                        self._cipher, "raw", _attempt_bind(attempt.key, attempt.seq), attempt.raw
+                    ),
                     attempt.nonce,
                     attempt.gas,
                     str(attempt.max_fee_per_gas),
@@ -327,7 +344,7 @@ class Journal:
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE key = ?",  # noqa: S608
             (key,),
         ).fetchone()
-        return _entry(row) if row else None
+        return self._entry_row(row) if row else None
 
     def entries(self, states: tuple[State, ...] | None = None) -> list[Entry]:
         sql = f"SELECT {_ENTRY_COLUMNS} FROM entries"  # noqa: S608
@@ -335,21 +352,60 @@ class Journal:
         if states:
             sql += f" WHERE state IN ({', '.join('?' * len(states))})"
             args = tuple(states)
-        return [_entry(r) for r in self._db.execute(sql + " ORDER BY created_at", args)]
+        return [self._entry_row(r) for r in self._db.execute(sql + " ORDER BY created_at", args)]
 
     def for_intent(self, intent_id: str) -> list[Entry]:
         rows = self._db.execute(
             f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE intent_id = ? ORDER BY created_at",  # noqa: S608
             (intent_id,),
         )
-        return [_entry(r) for r in rows]
+        return [self._entry_row(r) for r in rows]
 
     def attempts(self, key: str) -> list[Attempt]:
         rows = self._db.execute(
             f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE key = ? ORDER BY seq",  # noqa: S608
             (key,),
         )
-        return [_attempt(r) for r in rows]
+        return [self._attempt_row(r) for r in rows]
+
+    def _entry_row(self, row: tuple[Any, ...]) -> Entry:
+        call_json = open_column(self._cipher, self.path, "call", row[0], row[4])
+        return _entry((*row[:4], call_json, *row[5:]))
+
+    def _attempt_row(self, row: tuple[Any, ...]) -> Attempt:
+        raw = open_column(self._cipher, self.path, "raw", _attempt_bind(row[0], row[1]), row[4])
+        return _attempt((*row[:4], raw, *row[5:]))
+
+    def reseal(self, cipher: StateCipher) -> int:
+        """Rewrite every sealed column under `cipher`'s current data key (it also holds the
+        old keys), in one transaction: for `defiagent state rekey`, the journal is whole
+        under the old key or the new one. Returns the number of values rewritten."""
+        self._cipher = cipher
+        entries = self._db.execute("SELECT key, call_json FROM entries").fetchall()
+        attempts = self._db.execute("SELECT key, seq, raw FROM attempts").fetchall()
+        count = 0
+        with self._write() as db:
+            for key, value in entries:
+                clear = open_column(self._cipher, self.path, "call", key, value)
+                db.execute(
+                    "UPDATE entries SET call_json = ? WHERE key = ?",
+                    (seal_column(self._cipher, "call", key, clear), key),
+                )
+                count += 1
+            for key, seq, value in attempts:
+                bind = _attempt_bind(key, seq)
+                clear = open_column(self._cipher, self.path, "raw", bind, value)
+                db.execute(
+                    "UPDATE attempts SET raw = ? WHERE key = ? AND seq = ?",
+                    (seal_column(self._cipher, "raw", bind, clear), key, seq),
+                )
+                count += 1
+        try:  # the old values must not linger in free pages or the WAL
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise InfraError(f"the journal {self.path} could not be compacted: {exc}") from exc
+        return count
 
     def highest_held_nonce(self, sender: str) -> int | None:
         """The highest nonce an in-flight entry of `sender` holds (signed or sent)."""
@@ -358,6 +414,11 @@ class Journal:
             (sender, *IN_FLIGHT),
         ).fetchone()
         return row[0] if row and row[0] is not None else None
+
+
+def _attempt_bind(key: str, seq: int) -> str:
+    """What a sealed raw transaction is bound to: its entry and attempt."""
+    return f"{key}#{seq}"
 
 
 def _entry(row: tuple[Any, ...]) -> Entry:

@@ -25,7 +25,10 @@ class CalldataError(SignatureError):
 @dataclass(frozen=True)
 class DecodedCall:
     function: FunctionSignature
-    args: dict[str, Any]  # name -> value; addresses checksummed, arrays as tuples
+    # name -> value; addresses checksummed, arrays and structs as tuples. A struct's fields
+    # are also there by their dotted names (`params.recipient`), as `FunctionSignature.fields`
+    # lists them, so constraints and roles on fields read them like any argument.
+    args: dict[str, Any]
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.args.get(name, default)
@@ -57,9 +60,7 @@ def decode_call(signature: str | FunctionSignature, data: str) -> DecodedCall:
         raise CalldataError(f"the arguments do not decode as {fn.canonical}: {exc}") from exc
     if encode(list(fn.types), values) != raw[4:]:
         raise CalldataError(f"the calldata is not the canonical encoding of {fn.canonical}")
-    return DecodedCall(
-        function=fn, args={n: _checksum(v) for n, v in zip(fn.names, values, strict=True)}
-    )
+    return DecodedCall(function=fn, args=fn.flatten([_checksum(v) for v in values]))
 
 
 def encode_call(signature: str, args: list[Any]) -> str:

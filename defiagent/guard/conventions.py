@@ -15,6 +15,7 @@ once, when they are loaded; never at decision time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from defiagent.abi_signature import SignatureError, parse_signature
 from defiagent.allowlist.models import ArgRole, Role
 from defiagent.guard.calldata import DecodedCall
+from defiagent.guard.packed_path import PathError, swap_order
 
 if TYPE_CHECKING:
     from defiagent.guard.base import GuardRequest
@@ -126,6 +128,45 @@ class RoleArgs:
         return self.names[role]
 
 
+@dataclass(frozen=True)
+class SwapRoute:
+    """The tokens a swap goes through (first sold, last bought) and, where the function
+    declares them (Uniswap V3), the fee tier of each hop, which picks each hop's pool."""
+
+    tokens: tuple[str, ...]
+    fees: tuple[int, ...] | None = None
+
+    @property
+    def hops(self) -> list[tuple[str, str, int | None]]:
+        fees: list[int | None] = list(self.fees) if self.fees else [None] * (len(self.tokens) - 1)
+        return [(a, b, f) for (a, b), f in zip(itertools.pairwise(self.tokens), fees, strict=True)]
+
+
+class RouteError(ValueError):
+    """The call's path argument cannot be read as a route (say why in the refusal)."""
+
+
+def swap_route(a: RoleArgs) -> SwapRoute | None:
+    """The route a swap's declared roles give: path (address[]), packed-path (bytes in
+    swap order), packed-path-reversed (bytes, bought first), or token-in and token-out with
+    an optional fee. None when none is declared; RouteError when a packed path is not one."""
+    if ArgRole.PATH in a:
+        return SwapRoute(tokens=tuple(a[ArgRole.PATH]))
+    for role in (ArgRole.PACKED_PATH, ArgRole.PACKED_PATH_REVERSED):
+        if role in a:
+            try:
+                tokens, fees = swap_order(
+                    bytes(a[role]), reversed_=role is ArgRole.PACKED_PATH_REVERSED
+                )
+            except PathError as exc:
+                raise RouteError(f"{a.name(role)} is not a swap path: {exc}") from None
+            return SwapRoute(tokens=tuple(tokens), fees=tuple(fees))
+    if ArgRole.TOKEN_IN in a and ArgRole.TOKEN_OUT in a:
+        fee = (a[ArgRole.FEE],) if ArgRole.FEE in a else None
+        return SwapRoute(tokens=(a[ArgRole.TOKEN_IN], a[ArgRole.TOKEN_OUT]), fees=fee)
+    return None
+
+
 def is_trade(req: GuardRequest) -> bool:
     """Whether the slippage, price and deadline rules judge this call as a trade.
 
@@ -160,6 +201,23 @@ def addresses(value: Any) -> Iterator[str]:
     elif isinstance(value, tuple | list):
         for item in value:
             yield from addresses(item)
+
+
+def leaf(name: str) -> str:
+    """A struct field's own name (`params.recipient` -> `recipient`): what the name
+    conventions read, so a recipient or token inside a struct is judged like one outside."""
+    return name.rsplit(".", 1)[-1]
+
+
+def token_addresses(decoded: DecodedCall, name: str) -> Iterator[str]:
+    """The tokens an argument names: an address, an address[], or a packed swap path
+    (bytes: token, fee, token...), which raises PathError when it is not one."""
+    value = decoded.args[name]
+    if decoded.function.fields.get(name) == "bytes":
+        tokens, _ = swap_order(bytes(value), reversed_=False)
+        yield from tokens
+    else:
+        yield from addresses(value)
 
 
 def address_args(decoded: DecodedCall) -> Iterator[tuple[str, str]]:

@@ -30,7 +30,11 @@ class Guard:
             raise ValueError(f"a guard without {', '.join(sorted(missing))} would not fail closed")
 
     def decide(self, call: PlannedCall, ctx: GuardContext) -> Decision:
-        req = GuardRequest.build(call, ctx)
+        return self.decide_request(GuardRequest.build(call, ctx), ctx)
+
+    def decide_request(self, req: GuardRequest, ctx: GuardContext) -> Decision:
+        """`decide` on a call already decoded (the signer process decodes it once, to read
+        what it spends, before the rules run)."""
         verdicts: list[Verdict] = []
         for rule in self.rules:
             try:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from defiagent.market.models import PoolState, SourceCheck, TokenInfo
 from defiagent.market.reader import ChainReader
+from defiagent.net.tls import verify as tls_verify
 from defiagent.types import Address
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,17 @@ class HttpPriceConfig(BaseModel):
         default=None, description="name of the environment variable holding the API key"
     )
     api_key_header: str = "X-API-Key"
+    api_key: str | None = Field(
+        default=None,
+        description="a secret reference to the API key (docs/secrets.md); wins over api_key_env",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        from defiagent.secrets.reference import check_reference
+
+        return None if value is None else check_reference(value)
 
 
 class _NoQuote(Exception):
@@ -147,6 +159,14 @@ class HttpPriceReference:
         self.clock = clock
         self.session = session or requests.Session()
         self.session.trust_env = False  # no proxies or .netrc credentials from the environment
+        self.session.verify = tls_verify()  # never off; [tls] ca_bundle may add a CA
+        self._api_key = None
+        if config.api_key:  # resolved now: a missing key stops the start (exit 3)
+            from defiagent import secrets
+
+            self._api_key = secrets.current().handle(
+                config.api_key, what=f"market.http.api_key ({config.api_key})"
+            )
         hosts = sorted({urlsplit(p.url).hostname or "?" for p in config.pairs})
         self.name = "http:" + ",".join(hosts)
 
@@ -170,7 +190,12 @@ class HttpPriceReference:
             quote_symbol=quote.symbol if quote.address == pair.quote else base.symbol,
         )
         headers = {"Accept": "application/json"}
-        if self.config.api_key_env:
+        if self._api_key is not None:
+            try:
+                headers[self.config.api_key_header] = self._api_key.get()
+            except Exception as exc:  # a rotation that failed: no quote, never a crash
+                raise _NoQuote(f"the API key {self.config.api_key} is unavailable") from exc
+        elif self.config.api_key_env:
             key = os.environ.get(self.config.api_key_env)
             if not key:
                 raise _NoQuote(f"the environment variable {self.config.api_key_env} is not set")

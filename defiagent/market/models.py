@@ -10,7 +10,7 @@ import itertools
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from defiagent.market import uniswap_v2_math as v2
+from defiagent.protocols.uniswap_v2 import math as v2
 from defiagent.types import Address
 
 
@@ -114,6 +114,27 @@ class PriceCheck(Frozen):
     sources: list[SourceCheck] = []
     agreeing_sources: int = 0  # spot included
     min_sources: int = 2
+    # The fee tier of the pool checked, for pools keyed by pair and fee (Uniswap V3); None
+    # for a pool that is the only one of its pair (a Uniswap V2 pair).
+    fee: int | None = None
+
+
+class SwapQuote(Frozen):
+    """A swap's quote read from the chain before the guard runs (Uniswap V3's QuoterV2 on
+    the fork), for protocols whose price cannot be computed from the snapshot alone.
+
+    `amount` is what is exact (sold for "in", bought for "out"); `quoted` is the other side.
+    Only trusted code adds these (the pipeline, between planning and the guard); a strategy
+    never sees or sets them.
+    """
+
+    venue: str
+    exact: str  # "in" | "out"
+    path: tuple[Address, ...]  # first sold, last bought
+    fees: tuple[int, ...] | None = None
+    amount: int = Field(ge=0)
+    quoted: int = Field(ge=0)
+    source: str = ""  # e.g. "QuoterV2 0x… at block 123"
 
 
 class MarketSnapshot(Frozen):
@@ -126,6 +147,7 @@ class MarketSnapshot(Frozen):
     references: list[PriceQuote] = []
     price_checks: list[PriceCheck] = []
     numeraire: Address | None = None  # the token values and caps are measured in
+    swap_quotes: list[SwapQuote] = []  # quotes read on the fork for the swaps being judged
 
     def token(self, address: str) -> TokenInfo | None:
         return self.tokens.get(address)
@@ -184,10 +206,26 @@ class MarketSnapshot(Frozen):
             return None
         return (r_quote / 10**tq.decimals) / (r_base / 10**tb.decimals)
 
-    def check_for(self, token_x: str, token_y: str) -> PriceCheck | None:
+    def check_for(self, token_x: str, token_y: str, fee: int | None = None) -> PriceCheck | None:
+        """The price check of the pair's pool: the V2 pair when `fee` is None, else the
+        pool of that fee tier (Uniswap V3)."""
         for check in self.price_checks:
-            if {check.base, check.quote} == {token_x, token_y}:
+            if {check.base, check.quote} == {token_x, token_y} and check.fee == fee:
                 return check
+        return None
+
+    def swap_quote(
+        self,
+        venue: str,
+        exact: str,
+        path: tuple[str, ...],
+        fees: tuple[int, ...] | None,
+        amount: int,
+    ) -> int | None:
+        """The quote read for exactly this swap before the guard ran, or None."""
+        for q in self.swap_quotes:
+            if (q.venue, q.exact, q.path, q.fees, q.amount) == (venue, exact, path, fees, amount):
+                return q.quoted
         return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from web3 import Web3
 
@@ -11,6 +11,7 @@ from defiagent.market.models import (
     MarketSnapshot,
     PoolState,
     PortfolioSnapshot,
+    PriceCheck,
     PriceQuote,
     SourceCheck,
     TokenInfo,
@@ -37,6 +38,8 @@ class MarketObserver:
         reference: ReferenceSource | None = None,
         limits: PriceSanityLimits | None = None,
         numeraire: str | None = None,
+        protocol_checks: Callable[[int, int, dict[str, TokenInfo]], Sequence[PriceCheck]]
+        | None = None,
     ) -> None:
         self.w3 = w3
         self.pools = [Web3.to_checksum_address(p) for p in pools]
@@ -45,6 +48,9 @@ class MarketObserver:
         self.limits = limits or PriceSanityLimits()
         self.numeraire = Web3.to_checksum_address(numeraire) if numeraire else None
         self._token_info: dict[str, TokenInfo] = {}
+        # (block, block time, tokens) -> the price checks of pools that are not V2 pairs
+        # (each protocol's `price_checks`: Uniswap V3 pools, keyed by their fee tier)
+        self.protocol_checks = protocol_checks
 
     def _block(self, block: int | None) -> dict:
         try:
@@ -96,6 +102,8 @@ class MarketObserver:
                     )
             spot = _spot(pool, base, quote)
             checks.append(check_sources(base.address, quote.address, spot, answers, self.limits))
+        if self.protocol_checks is not None:
+            checks.extend(self.protocol_checks(number, now, tokens))
         return MarketSnapshot(
             chain_id=self.w3.eth.chain_id,
             block_number=number,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -38,6 +38,8 @@ from defiagent.errors import ConfigError
 from defiagent.monitoring.interfaces import Alert, AlertSeverity, AlertSink, AuditSink
 from defiagent.monitoring.metrics import AgentMetrics
 from defiagent.monitoring.redaction import redact
+from defiagent.net.tls import check_secure_url
+from defiagent.net.tls import verify as tls_verify
 
 log = logging.getLogger("defiagent.monitoring.alerts")
 
@@ -64,6 +66,10 @@ class AlertsConfig(BaseModel):
         default="DEFIAGENT_ALERT_WEBHOOK_URL",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="environment variable holding the webhook URL (a credential: never in the file)",
+    )
+    webhook_url: str | None = Field(
+        default=None,
+        description="a secret reference to the webhook URL (docs/secrets.md); wins over webhook_url_env",
     )
     format: Literal["slack", "json"] = Field(
         default="slack", description="slack: incoming-webhook blocks; json: the alert as is"
@@ -93,6 +99,13 @@ class AlertsConfig(BaseModel):
         le=100_000,
         description="alerts waiting for the webhook; more are dropped",
     )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        from defiagent.secrets.reference import check_reference
+
+        return None if value is None else check_reference(value)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> AlertsConfig:
@@ -253,7 +266,7 @@ class WebhookAlertSink:
 
     def __init__(
         self,
-        url: str,
+        url: str | Callable[[], str],
         *,
         timeout: float = 5,
         max_attempts: int = 5,
@@ -262,11 +275,21 @@ class WebhookAlertSink:
         format: Literal["slack", "json"] = "slack",
         queue_size: int = 1_000,
     ) -> None:
+        # A callable gives the current URL on each post (a secret handle: rotated on SIGHUP).
+        if isinstance(url, str):
+            fixed = url
+
+            def fixed_url() -> str:
+                return fixed
+
+            self._url_now: Callable[[], str] = fixed_url
+        else:
+            self._url_now = url
+        url = self._url_now()
         if not valid_webhook_url(url):
             raise ConfigError("the alert webhook URL is not an http(s) URL")
         if format not in ("slack", "json"):
             raise ConfigError(f"unknown alert payload format {format!r}; use slack or json")
-        self._url = url
         self.origin = webhook_origin(url)
         self.format = format
         self._timeout = timeout
@@ -287,6 +310,7 @@ class WebhookAlertSink:
         self._pending = 0
         self._stop = threading.Event()
         self._session = requests.Session()
+        self._session.verify = tls_verify()  # never off; [tls] ca_bundle may add a CA
         self._session.headers.update(
             {"Content-Type": "application/json", "User-Agent": "defiagent-alerts"}
         )
@@ -442,7 +466,11 @@ class WebhookAlertSink:
         try:
             # No redirects: a redirected POST would carry the alert to another address.
             with self._session.post(
-                self._url, data=body, timeout=self._timeout, allow_redirects=False
+                self._url_now(),
+                data=body,
+                timeout=self._timeout,
+                allow_redirects=False,
+                verify=self._session.verify,  # else $REQUESTS_CA_BUNDLE would override it
             ) as resp:
                 status = resp.status_code
                 retry_after = _retry_after(resp.headers.get("Retry-After"))
@@ -599,15 +627,29 @@ def build_alerts(
     """The log sink always; a webhook too when the variable `cfg.webhook_url_env` is set."""
     sinks: list[AlertSink] = [LogAlertSink()]
     url = environ.get(cfg.webhook_url_env, "").strip()
+    url_now: str | Callable[[], str] = url
+    if cfg.webhook_url:
+        from defiagent import secrets
+
+        handle = secrets.current().handle(
+            cfg.webhook_url, what=f"alerts.webhook_url ({cfg.webhook_url})"
+        )
+        url = handle.get().strip()
+        url_now = lambda: handle.get().strip()  # noqa: E731
+        if not valid_webhook_url(url):
+            raise ConfigError(
+                f"alerts.webhook_url ({cfg.webhook_url}) does not hold an http(s) URL"
+            )
     if url:
         if not valid_webhook_url(url):
             raise ConfigError(
                 f"the environment variable {cfg.webhook_url_env} is not an http(s) URL; "
                 "set it to the webhook address or unset it"
             )
+        check_secure_url(url, what=f"the alert webhook {webhook_origin(url)}")
         sinks.append(
             WebhookAlertSink(
-                url,
+                url_now,
                 timeout=cfg.timeout_seconds,
                 max_attempts=cfg.max_attempts,
                 backoff_initial=cfg.backoff_initial_seconds,

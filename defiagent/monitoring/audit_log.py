@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 
 from defiagent.errors import ConfigError, InfraError, Refused
 from defiagent.monitoring.redaction import redact
+from defiagent.state_crypto.files import seal_payload
 
 GENESIS = "0" * 64
 HEAD_KEY_ENV = "DEFIAGENT_AUDIT_HEAD_KEY"  # a key reference, e.g. keyring:defiagent/audit-head
@@ -120,7 +121,7 @@ def load_head_key(log_path: Path | str, head_key: str | None = None) -> HeadKey:
     ref = head_key_reference(log_path, head_key)
     scheme, _, rest = ref.partition(":")
     what = f"the audit log's head key ({ref})"
-    if scheme in ("env", "keyring"):
+    if scheme in ("env", "keyring", "vault", "aws-sm"):  # any secret reference (docs/secrets.md)
         from defiagent.strategy.secrets import resolve_secret
 
         value = resolve_secret(ref, what=what)
@@ -131,7 +132,7 @@ def load_head_key(log_path: Path | str, head_key: str | None = None) -> HeadKey:
             )
         return HeadKey(source=ref, key=value.encode())
     if scheme != "file" or not rest:
-        raise ConfigError(f"{what}: use env:NAME, keyring:service/name or file:PATH")
+        raise ConfigError(f"{what}: use a secret reference (docs/secrets.md) or file:PATH")
     path = Path(rest).expanduser().absolute()
     state_dir = Path(log_path).absolute().parent.resolve()
     if path.parent.resolve().is_relative_to(state_dir):
@@ -208,6 +209,77 @@ def head_mac(key: bytes, seq: int, hash_: str, next_: str | None) -> str:
     body = {"v": 1, "seq": seq, "hash": hash_, "next": next_}
     data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(key, _MAC_DOMAIN + data, hashlib.sha256).hexdigest()
+
+
+# -- the checkpoint a pruned log starts at -----------------------------------------------------
+#
+# Retention (defiagent.privacy.retention) drops the oldest records and puts in their place
+# one line shaped like a record: the last dropped record's seq, ts, prev and hash, kind
+# `audit-checkpoint`, and a payload with the number dropped, when, and an HMAC over all of
+# it under the head key. The rest of the chain links to that hash as before, so it still
+# verifies; a checkpoint edited, forged or moved to another log does not authenticate.
+
+CHECKPOINT_KIND = "audit-checkpoint"
+_CHECKPOINT_DOMAIN = b"defiagent audit checkpoint v1\n"
+
+
+def checkpoint_mac(key: bytes, rec: dict[str, Any]) -> str:
+    payload: dict[str, Any] = rec["payload"] if isinstance(rec.get("payload"), dict) else {}
+    body = {
+        "seq": rec.get("seq"),
+        "ts": rec.get("ts"),
+        "prev": rec.get("prev"),
+        "hash": rec.get("hash"),
+        "pruned_records": payload.get("pruned_records"),
+        "pruned_at": payload.get("pruned_at"),
+    }
+    data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, _CHECKPOINT_DOMAIN + data, hashlib.sha256).hexdigest()
+
+
+def make_checkpoint(key: bytes, last: dict[str, Any], pruned_at: str) -> dict[str, Any]:
+    """The checkpoint line standing for every record up to and including `last`."""
+    rec = {
+        "seq": last["seq"],
+        "ts": last["ts"],
+        "kind": CHECKPOINT_KIND,
+        "payload": {"pruned_records": last["seq"] + 1, "pruned_at": pruned_at},
+        "prev": last["prev"],
+        "hash": last["hash"],
+    }
+    rec["payload"]["mac"] = checkpoint_mac(key, rec)
+    return rec
+
+
+def _checkpoint_problem(
+    rec: dict[str, Any], path: Path, *, check_head: bool, head_key: str | None
+) -> str:
+    """Why the checkpoint a log starts at is not to be trusted ("" when it is)."""
+    payload = rec["payload"]
+    shaped = (
+        type(rec["seq"]) is int
+        and rec["seq"] >= 0
+        and isinstance(rec["hash"], str)
+        and isinstance(payload, dict)
+        and payload.get("pruned_records") == rec["seq"] + 1
+        and isinstance(payload.get("mac"), str)
+    )
+    if not shaped:
+        return "the log starts with a checkpoint that is not one (wrong fields)"
+    if not check_head:
+        return "the log starts at a checkpoint, which only the head key can authenticate"
+    try:
+        hk = load_head_key(path, head_key)
+    except Refused as exc:
+        return str(exc)
+    if hk.key is None:
+        return f"the checkpoint cannot be authenticated: its key file {hk.path} is missing"
+    if not hmac.compare_digest(checkpoint_mac(hk.key, rec), payload["mac"]):
+        return (
+            "the checkpoint of the pruned records does not authenticate (its MAC does not "
+            f"check): it was edited or forged, or written with another key than {hk.source}"
+        )
+    return ""
 
 
 # -- judging a log's end against its head ----------------------------------------------------
@@ -377,10 +449,27 @@ class AuditLog:
     @contextlib.contextmanager
     def _flocked(self) -> Iterator[None]:
         fcntl.flock(self._open_fd, fcntl.LOCK_EX)
+        while self._replaced():
+            # Pruned by another process meanwhile (a new file renamed over this one, see
+            # defiagent.privacy.retention): follow the new file, or appends would be lost.
+            fcntl.flock(self._open_fd, fcntl.LOCK_UN)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+            os.close(self._open_fd)
+            self._fd = fd
+            fcntl.flock(self._open_fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(self._open_fd, fcntl.LOCK_UN)
+
+    def _replaced(self) -> bool:
+        """Is the open file no longer the one at `path` (renamed over by a prune)?"""
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(self._open_fd)
+        return (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino)
 
     def _refusal(self, reason: str, remedy: str | None = None) -> Refused:
         return Refused(
@@ -436,7 +525,9 @@ class AuditLog:
             "seq": tail.seq + 1,
             "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
             "kind": kind,
-            "payload": clean,
+            # Sealed in an encrypted state dir: the chain is over the ciphertext, so the log
+            # verifies without the data key (state_crypto.files.seal_payload).
+            "payload": seal_payload(self.path.parent, tail.seq + 1, clean),
             "prev": tail.hash,
         }
         # Round-trip through JSON so the hash covers exactly what is written.
@@ -497,6 +588,7 @@ class AuditReport(BaseModel):
     head_seq: int | None = None  # the record the authenticated head names
     key_source: str | None = None  # where the head key came from (never the key)
     repairable: bool = False  # only a torn last line, the rest intact: `repair_audit_log`
+    pruned: int = 0  # records dropped by retention before the log's checkpoint
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -515,6 +607,7 @@ def verify_audit_log(
             path=str(path), ok=False, records=0, problem=AuditProblem(line=0, reason="no such file")
         )
     prev, last_prev, expected_seq, count = GENESIS, None, 0, 0
+    first_seq = 0  # the first record's seq: more than 0 after a prune
     hashes: list[str] = []
     extra: dict[str, Any] = {}
 
@@ -543,6 +636,15 @@ def verify_audit_log(
             "hash",
         }:
             return bad(number, "the line is not an audit record (wrong fields)")
+        if number == 1 and rec["kind"] == CHECKPOINT_KIND:
+            # A log pruned by retention starts at the authenticated checkpoint of the
+            # records it dropped: the chain goes on from the hash the checkpoint names.
+            why = _checkpoint_problem(rec, path, check_head=check_head, head_key=head_key)
+            if why:
+                return bad(number, why)
+            prev, last_prev, expected_seq = rec["hash"], rec["prev"], rec["seq"] + 1
+            first_seq, extra["pruned"] = expected_seq, expected_seq
+            continue
         if rec["seq"] != expected_seq:
             what = (
                 "missing or reordered" if rec["seq"] > expected_seq else "duplicated or reordered"
@@ -564,15 +666,22 @@ def verify_audit_log(
         return (
             bad(torn, _TORN)
             if torn
-            else AuditReport(path=str(path), ok=True, records=count, head=prev if count else None)
+            else AuditReport(
+                path=str(path), ok=True, records=count, head=prev if count else None, **extra
+            )
         )
     try:
         hk = load_head_key(path, head_key)
     except Refused as exc:  # a key file open to others, or not a key
         extra["key_source"] = head_key_reference(path, head_key)
         return bad(0, str(exc))
-    tail = _Tail(count - 1, prev, last_prev)
-    verdict = _judge_head(path.with_name(path.name + ".head"), hk, tail, hashes.__getitem__)
+    tail = _Tail(first_seq + count - 1, prev, last_prev)
+
+    def hash_at(seq: int) -> str | None:  # None: a record pruned away (or not there)
+        index = seq - first_seq
+        return hashes[index] if 0 <= index < len(hashes) else None
+
+    verdict = _judge_head(path.with_name(path.name + ".head"), hk, tail, hash_at)
     extra.update(head_authenticated=verdict.authenticated, head_seq=verdict.seq)
     extra["key_source"] = hk.source
     if not verdict.ok:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from defiagent.errors import InfraError, Refused
 from defiagent.operator.files import read_private_json, write_private_json
+from defiagent.state_crypto.files import open_json, seal_json
 
 FILENAME = "operator-totp.json"
 WHAT = "operator enrolment file"
@@ -77,6 +78,7 @@ class EnrolmentStore:
         data = read_private_json(self.path, WHAT)
         if data is None:
             return None
+        data = open_json(self.path, data)  # sealed in an encrypted state dir
         try:
             return Enrolment.model_validate(data)
         except ValidationError as exc:
@@ -85,7 +87,7 @@ class EnrolmentStore:
             ) from exc
 
     def save(self, enrolment: Enrolment) -> None:
-        write_private_json(self.path, enrolment.model_dump())
+        write_private_json(self.path, seal_json(self.path, enrolment.model_dump()))
 
     def delete(self) -> None:
         try:

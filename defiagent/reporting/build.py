@@ -34,6 +34,7 @@ from defiagent.reporting.models import (
     ValuePoint,
 )
 from defiagent.risk.drift import scan
+from defiagent.state_crypto.files import is_sealed_payload, open_payload
 from defiagent.strategy.mandate import Mandate
 
 AUDIT_FILE = "audit.jsonl"  # the name defiagent.agent.runtime.AUDIT_FILE gives it
@@ -80,6 +81,8 @@ def read_records(path: Path) -> tuple[list[tuple[datetime, dict[str, Any]]], int
             if not isinstance(record, dict) or not isinstance(record.get("payload"), dict):
                 bad += 1
                 continue
+            if is_sealed_payload(record["payload"]):  # an encrypted state dir (state_crypto)
+                record["payload"] = open_payload(path.parent, record)
             moment = _when(record)
             if moment is None:
                 bad += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from pathlib import Path
 
@@ -31,8 +32,30 @@ class PortfolioHistory:
         self.points: deque[tuple[float, float]] = deque(load_points(path))
         self.peak: float | None = max((v for _, v in self.points), default=None)
         self.first: float | None = self.points[0][1] if self.points else None  # PnL's base
+        # The loss window's high, read on every observation (each tick and after each
+        # trade): a monotonic deque of (time, value), values strictly decreasing, so the
+        # high is its head, whatever the window holds. Valid while times only move forward;
+        # a clock that steps back turns it off and the window is scanned as before.
+        self._highs: deque[tuple[float, float]] = deque()
+        self._ordered = True
+        self._last_query = self._last_recorded = -math.inf
+        for t, v in self.points:
+            self._track(t, v)
+
+    def _track(self, t: float, value: float) -> None:
+        if not self._ordered:
+            return
+        if t < self._last_recorded or t < self._last_query or math.isnan(value):
+            self._ordered = False
+            self._highs.clear()
+            return
+        self._last_recorded = t
+        while self._highs and self._highs[-1][1] <= value:
+            self._highs.pop()
+        self._highs.append((t, value))
 
     def record(self, t: float, value: float) -> None:
+        self._track(t, value)
         self.points.append((t, value))
         append_point(self.path, t, value)
         if self.first is None:
@@ -40,6 +63,19 @@ class PortfolioHistory:
         self.peak = value if self.peak is None else max(self.peak, value)
         while self.points and t - self.points[0][0] > self.keep:
             self.points.popleft()
+        while self._highs and t - self._highs[0][0] > self.keep:
+            self._highs.popleft()
+
+    def window_high(self, t: float) -> float | None:
+        """The highest value recorded with `t - ts <= loss_window` (None: none)."""
+        if self._ordered and t >= self._last_query:
+            self._last_query = t
+            while self._highs and t - self._highs[0][0] > self.loss_window:
+                self._highs.popleft()
+            return self._highs[0][1] if self._highs else None
+        self._ordered = False
+        self._highs.clear()
+        return max((v for ts, v in self.points if t - ts <= self.loss_window), default=None)
 
     def observe(
         self,
@@ -64,8 +100,8 @@ class PortfolioHistory:
     ) -> RiskState:
         if value is None:
             return RiskState(value_now=None, position_values=positions or {})
-        recent = [v for ts, v in self.points if t - ts <= self.loss_window] + [value]
-        high = max(recent)
+        recent = self.window_high(t)
+        high = value if recent is None else max(recent, value)
         loss = (high - value) / high * 100 if high > 0 else 0.0
         peak = max(self.peak or value, value)
         drawdown = (peak - value) / peak * 100 if peak > 0 else 0.0

@@ -36,6 +36,9 @@ class PositionBook:
     numeraire: str | None
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     closes: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # (at, pnl)
+    # strategy -> (losing closes in a row, when the latest closed): kept as closes come in,
+    # so reading it costs the same after a thousand losses as after one.
+    streaks: dict[str, tuple[int, float | None]] = field(default_factory=dict)
 
     def apply(self, trade: TradeEvent) -> float | None:
         """Fold one trade in; return the realized PnL if it reduced a position."""
@@ -55,6 +58,8 @@ class PositionBook:
                 pos.cost = None if pos.cost is None or paid is None else pos.cost + paid
         if realized is not None:
             self.closes.setdefault(trade.strategy, []).append((trade.at, realized))
+            streak, _ = self.streaks.get(trade.strategy, (0, None))
+            self.streaks[trade.strategy] = (0, None) if realized >= 0 else (streak + 1, trade.at)
         return realized
 
     def _reduce(self, trade: TradeEvent) -> float | None:
@@ -83,10 +88,4 @@ class PositionBook:
 
     def losing_streak(self, strategy: str) -> tuple[int, float | None]:
         """(losing closes in a row, latest first; when the latest of them closed)."""
-        streak, last = 0, None
-        for at, pnl in reversed(self.closes.get(strategy, [])):
-            if pnl >= 0:
-                break
-            streak += 1
-            last = at if last is None else last
-        return streak, last
+        return self.streaks.get(strategy, (0, None))

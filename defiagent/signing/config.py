@@ -7,8 +7,9 @@
                                   region = "eu-west-1"
 
 Secrets never appear here: a password is named by environment variable or keyring entry,
-AWS credentials come from the standard AWS chain, and Ledger/KMS keys never leave their
-device or service. Every backend accepts `address = "0x..."` to pin the expected account.
+or by any secret reference (`password_ref = "vault:secret/agent#keystore"`, docs/secrets.md);
+AWS credentials come from the standard AWS chain or from references (`[signer.credentials]`),
+and Ledger/KMS keys never leave their device or service. Every backend accepts `address = "0x..."` to pin the expected account.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class _SignerBase(BaseModel):
             found = sorted(k for k in data if str(k).lower() in _SECRET_KEYS)
             if found:
                 raise ValueError(
-                    f"secrets do not belong in the config ({', '.join(found)}); use password_env "
-                    "or password_keyring for a keystore, and the standard AWS chain for KMS"
+                    f"secrets do not belong in the config ({', '.join(found)}); use password_env, "
+                    "password_keyring or password_ref for a keystore, and the standard AWS "
+                    "chain or credentials references for KMS"
                 )
         return data
 
@@ -83,6 +85,16 @@ class KeystoreSignerConfig(_SignerBase):
     path: Path
     password_env: str | None = Field(default=None, description="NAME of the env variable.")
     password_keyring: KeyringRef | None = None
+    password_ref: str | None = Field(
+        default=None, description="a secret reference: env:, keyring:, vault: or aws-sm:"
+    )
+
+    @field_validator("password_ref")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        from defiagent.secrets.reference import check_reference
+
+        return None if value is None else check_reference(value)
 
     @field_validator("password_env")
     @classmethod
@@ -94,8 +106,10 @@ class KeystoreSignerConfig(_SignerBase):
 
     @model_validator(mode="after")
     def _one_source(self) -> KeystoreSignerConfig:
-        if self.password_env and self.password_keyring:
-            raise ValueError("give password_env or password_keyring, not both")
+        names = ("password_env", "password_keyring", "password_ref")
+        given = [n for n in names if getattr(self, n)]
+        if len(given) > 1:
+            raise ValueError(f"give one of {', '.join(names)}, not both {given[0]} and {given[1]}")
         return self
 
 
@@ -116,6 +130,23 @@ class LedgerSignerConfig(_SignerBase):
         return value
 
 
+class AwsCredentialRefs(BaseModel):
+    """KMS credentials as secret references, for when the standard AWS chain is not used."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    @field_validator("access_key_id", "secret_access_key", "session_token")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        from defiagent.secrets.reference import check_reference
+
+        return None if value is None else check_reference(value)
+
+
 class KmsSignerConfig(_SignerBase):
     """An AWS KMS asymmetric key, key spec ECC_SECG_P256K1, usage SIGN_VERIFY."""
 
@@ -124,17 +155,33 @@ class KmsSignerConfig(_SignerBase):
     region: str = Field(min_length=1)
     endpoint_url: str | None = Field(default=None, description="Only for a local KMS in tests.")
     max_attempts: int = Field(default=5, ge=1, le=10)
+    credentials: AwsCredentialRefs | None = Field(
+        default=None, description="secret references; default: the standard AWS chain"
+    )
 
     @field_validator("endpoint_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
+        from defiagent.net.tls import tls_problem
+
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("endpoint_url must be an http(s) URL")
+        if value is not None and (problem := tls_problem(value)):
+            raise ValueError(f"endpoint_url {problem}")
         return value
 
 
+class RemoteSignerConfig(_SignerBase):
+    """`defiagent signer serve` in another process (its own user): the agent holds no
+    credential, only the socket's path. Pin `address` to the key the signer serves."""
+
+    backend: Literal["remote"]
+    socket: Path = Field(description="The signer process's Unix socket.")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
 SignerConfig = Annotated[
-    KeystoreSignerConfig | LedgerSignerConfig | KmsSignerConfig,
+    KeystoreSignerConfig | LedgerSignerConfig | KmsSignerConfig | RemoteSignerConfig,
     Field(discriminator="backend"),
 ]
 _ADAPTER: TypeAdapter[SignerConfig] = TypeAdapter(SignerConfig)
@@ -146,8 +193,11 @@ def parse_signer_config(table: dict[str, Any], *, source: str = "[signer]") -> S
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            raise ConfigError(f'{source}: backend must be "keystore", "ledger" or "kms"') from None
-        where = ".".join(str(p) for p in first["loc"] if p not in ("keystore", "ledger", "kms"))
+            raise ConfigError(
+                f'{source}: backend must be "keystore", "ledger", "kms" or "remote"'
+            ) from None
+        backends = ("keystore", "ledger", "kms", "remote")
+        where = ".".join(str(p) for p in first["loc"] if p not in backends)
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{source}: {where + ': ' if where else ''}{message}") from None
 
@@ -190,9 +240,16 @@ def build_signer(
         from defiagent.signing.passwords import resolve_password
 
         path = cfg.path if cfg.path.is_absolute() or base_dir is None else base_dir / cfg.path
-        password = resolve_password(
-            env=cfg.password_env, keyring_ref=cfg.password_keyring, label="Keystore password"
-        )
+        if cfg.password_ref:
+            from defiagent import secrets
+
+            password = secrets.resolve(
+                cfg.password_ref, what=f"the keystore password ({cfg.password_ref})"
+            )
+        else:
+            password = resolve_password(
+                env=cfg.password_env, keyring_ref=cfg.password_keyring, label="Keystore password"
+            )
         return KeystoreSigner(path, password, expected_address=cfg.address)
     if isinstance(cfg, LedgerSignerConfig):
         from defiagent.signing.ledger import LedgerSigner
@@ -206,6 +263,8 @@ def build_signer(
     if isinstance(cfg, KmsSignerConfig):
         from defiagent.signing.kms import KmsSigner, RetryPolicy
 
+        if kms_client is None and cfg.credentials is not None:
+            kms_client = _kms_client_from_refs(cfg)
         return KmsSigner(
             cfg.key_id,
             cfg.region,
@@ -214,4 +273,36 @@ def build_signer(
             retry=RetryPolicy(attempts=cfg.max_attempts),
             client=kms_client,
         )
+    if isinstance(cfg, RemoteSignerConfig):
+        from defiagent.signing.remote.client import RemoteSigner
+
+        sock = cfg.socket if cfg.socket.is_absolute() or base_dir is None else base_dir / cfg.socket
+        return RemoteSigner(sock, expected_address=cfg.address, timeout=cfg.timeout_seconds)
     raise ConfigError(f"unknown signer backend {getattr(cfg, 'backend', cfg)!r}")
+
+
+def _kms_client_from_refs(cfg: KmsSignerConfig) -> Any:
+    """A KMS client whose credentials come from secret references (memory only)."""
+    import boto3
+    from botocore.config import Config
+
+    from defiagent import secrets
+    from defiagent.net.tls import verify
+
+    refs = cfg.credentials
+    assert refs is not None
+
+    def value(ref: str | None, what: str) -> str | None:
+        return None if ref is None else secrets.resolve(ref, what=f"the KMS {what} ({ref})")
+
+    session = boto3.session.Session(
+        aws_access_key_id=value(refs.access_key_id, "access key id"),
+        aws_secret_access_key=value(refs.secret_access_key, "secret access key"),
+        aws_session_token=value(refs.session_token, "session token"),
+        region_name=cfg.region,
+    )
+    # As KmsSigner's own client: botocore's retries off, one policy decides.
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=10
+    )
+    return session.client("kms", endpoint_url=cfg.endpoint_url, config=config, verify=verify())

@@ -50,6 +50,10 @@ class SimulationOutcome(BaseModel):
     # contract -> the addresses whose code it ran by DELEGATECALL/CALLCODE in the trace
     # (a proxy -> the implementation it actually used), in first-seen order.
     delegations: dict[str, list[str]] = {}
+    # What the call's share preview (PlannedCall.share_preview, an ERC-4626 previewDeposit or
+    # previewWithdraw) answered on the fork just before the call; None: not asked, or the
+    # preview reverted or answered something that is not a uint256.
+    previewed_shares: int | None = None
 
 
 class TokenMeta(BaseModel):

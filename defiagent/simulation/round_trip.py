@@ -18,6 +18,15 @@ transfers *to* the pair makes swapExactTokensForTokens revert ("UniswapV2: K"), 
 could never sell it either, and it is refused as one that cannot be sold. A tax on transfers
 *from* the pair (a buy tax) shows as a loss beyond fees.
 
+A token its allowlist entry declares fee-on-transfer (`transfer_fee_bps`) is bought with the
+router's swapExactTokensForTokensSupportingFeeOnTransferTokens, and sold back with it too.
+Its fee is then measured on the buy (what the last pool paid, from its Swap event, against
+what reached the agent) and must be no more than the declared one; the sale is expected to
+lose that same share of its transfer into the pool, and anything beyond it (a sell tax
+higher than the buy's) counts as a loss beyond fees, as before. When the sale's approve
+reverts, the probe tries once more with an approve to 0 before it, as the planner does when
+an allowance is left (USDT-style tokens revert otherwise).
+
 An add-liquidity acquires the pool's LP token: its round trip is the planned add, then approve
 + removeLiquidity of the LP tokens received; what comes back of each token is compared with
 the pool's exact mint/burn math (no swap fee; a protocol fee mint, when the factory has one,
@@ -44,15 +53,16 @@ from pydantic import BaseModel, ConfigDict
 from defiagent.decisions import Verdict
 from defiagent.errors import DefiagentError, InfraError, Refused
 from defiagent.execution.models import ExpectedDelta, PlannedCall
-from defiagent.execution.planner import (
-    APPROVE,
-    DEPOSIT,
+from defiagent.guard.calldata import decode_call, encode_call, selector_of
+from defiagent.protocols.erc20.functions import APPROVE
+from defiagent.protocols.uniswap_v2 import math as v2
+from defiagent.protocols.uniswap_v2.functions import (
     REMOVE_LIQUIDITY,
     SWAP_EXACT_IN,
+    SWAP_EXACT_IN_FOT,
     SWAP_EXACT_OUT,
 )
-from defiagent.guard.calldata import decode_call, encode_call, selector_of
-from defiagent.market import uniswap_v2_math as v2
+from defiagent.protocols.weth.functions import DEPOSIT
 from defiagent.simulation.checks.round_trip_sellable import (
     DEFAULT_MAX_LOSS_BPS,
     RoundTripConfig,
@@ -84,6 +94,11 @@ _TOKEN1 = _sel("token1()")
 _TOTAL_SUPPLY = _sel("totalSupply()")
 _SWAP_EXACT_IN = _sel("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)")
 _SWAP_EXACT_OUT = _sel("swapTokensForExactTokens(uint256,uint256,address[],address,uint256)")
+_SWAP_EXACT_IN_FOT = _sel(
+    "swapExactTokensForTokensSupportingFeeOnTransferTokens(uint256,uint256,address[],address,"
+    "uint256)"
+)
+_V2_SWAP_EVENT = "0x" + keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)").hex()
 _ADD_LIQUIDITY = _sel(
     "addLiquidity(address,address,uint256,uint256,uint256,uint256,address,uint256)"
 )
@@ -409,7 +424,11 @@ def probe_round_trip(
 
 def _swap_path(call: PlannedCall) -> list[str]:
     selector = selector_of(call.data)
-    signature = {_SWAP_EXACT_IN: SWAP_EXACT_IN, _SWAP_EXACT_OUT: SWAP_EXACT_OUT}.get(selector)
+    signature = {
+        _SWAP_EXACT_IN: SWAP_EXACT_IN,
+        _SWAP_EXACT_OUT: SWAP_EXACT_OUT,
+        _SWAP_EXACT_IN_FOT: SWAP_EXACT_IN_FOT,
+    }.get(selector)
     if signature is None:
         raise ProbeError(f"the buy's last call ({selector}) is not a router swap")
     return list(decode_call(signature, call.data).get("path"))
@@ -455,6 +474,8 @@ def _probe_swap(
         if spent <= 0:
             raise ProbeError(f"the buy spends no {_symbol(sim, token_in)}")
         back = list(reversed(path))
+        fee_on_transfer = selector_of(buy_calls[-1].data) == _SWAP_EXACT_IN_FOT
+        sell_swap = SWAP_EXACT_IN_FOT if fee_on_transfer else SWAP_EXACT_IN
         sell = [
             PlannedCall(
                 intent_id="round-trip-probe",
@@ -469,7 +490,7 @@ def _probe_swap(
                 intent_id="round-trip-probe",
                 intent_kind="swap-exact-in",
                 target=router,
-                data=encode_call(SWAP_EXACT_IN, [bought, 0, back, agent, _deadline(sim.fork)]),
+                data=encode_call(sell_swap, [bought, 0, back, agent, _deadline(sim.fork)]),
                 sender=agent,
                 expected=[
                     ExpectedDelta(token=token_out, min_delta=-bought),
@@ -479,7 +500,17 @@ def _probe_swap(
             ),
         ]
         outcomes = sim.simulate_sequence([*buy_calls, *sell], trace=False)
-        approve_out, sell_out = outcomes[len(buy_calls)], outcomes[len(buy_calls) + 1]
+        approve_out, sell_out = outcomes[len(buy_calls)], outcomes[-1]
+        if not approve_out.success and _buy_reverted(outcomes[: len(buy_calls)], buy_calls) is None:
+            # An approve that reverts may be a USDT-style token with an allowance left: as
+            # the planner would, reset it to 0 first and try again (only then: no extra
+            # round trip for every other token).
+            again = sim.simulate_sequence(
+                [*buy_calls, _reset(token_out, router, agent), *sell], trace=False
+            )
+            if again[len(buy_calls)].success:
+                outcomes = again
+                approve_out, sell_out = again[len(buy_calls) + 1], again[-1]
         pairs = (
             [to_checksum_address(x) for x in pairs]
             if pairs
@@ -503,7 +534,7 @@ def _probe_swap(
         return _failed(
             "swap",
             f"{name} cannot be sold: selling the {what} back through the router "
-            f"(swapExactTokensForTokens) reverts on the fork at block {block} "
+            f"({sell_swap.split('(')[0]}) reverts on the fork at block {block} "
             f"({_why(sell_out)})",
             limit_bps,
             **fields,
@@ -516,6 +547,10 @@ def _probe_swap(
             f"{name} cannot be sold: selling the {what} back returns nothing",
             limit_bps,
             **fields,
+        )
+    if fee_on_transfer:
+        return _judge_fee_on_transfer(
+            sim, name, limit_bps, fields, buys[-1], buy_calls[-1], reserves, pairs
         )
     # Exact V2 math from the reserves at the block: the buy as the router computes it, the
     # pools moved by it, then the sale of what an honest token would have delivered.
@@ -534,6 +569,95 @@ def _probe_swap(
         expected_loss_bps=_bps(spent - expected_back, spent),
     )
     return _judge(sim, "swap", name, limit_bps, fields)
+
+
+def _reset(token: str, router: str, agent: str) -> PlannedCall:
+    """The approve to 0 the planner puts before an approve when an allowance is left."""
+    return PlannedCall(
+        intent_id="round-trip-probe",
+        intent_kind="approve",
+        target=token,
+        data=encode_call(APPROVE, [router, 0]),
+        sender=agent,
+        allowed_approvals={f"{token}:{router}": 0},
+        step="reset-allowance",
+        description="reset the router's allowance to 0 before approving it",
+    )
+
+
+def _pool_amounts(outcome: SimulationOutcome, pool: str) -> tuple[int, int] | None:
+    """(what `pool` received, what it paid) from its one Swap event in `outcome`'s logs. A
+    one-way swap has one side of each pair of amounts zero, so the larger one is the one."""
+    events = [
+        log
+        for log in outcome.logs
+        if log.topics
+        and log.topics[0].lower() == _V2_SWAP_EVENT
+        and log.address.lower() == pool.lower()
+    ]
+    if len(events) != 1:
+        return None
+    raw = events[0].data.removeprefix("0x")
+    if len(raw) < 256:
+        return None
+    in0, in1, out0, out1 = (int(raw[64 * i : 64 * (i + 1)], 16) for i in range(4))
+    return max(in0, in1), max(out0, out1)
+
+
+def _judge_fee_on_transfer(
+    sim: Simulator,
+    name: str,
+    limit_bps: int,
+    fields: dict[str, Any],
+    buy: SimulationOutcome,
+    buy_call: PlannedCall,
+    reserves: Sequence[tuple[int, int]],
+    pairs: Sequence[str],
+) -> RoundTrip:
+    """The round trip of a token bought as fee-on-transfer: its fee measured on the buy must
+    be within the declared one, and the sale may lose that share again, nothing more."""
+    token, spent, bought = fields["token"], fields["spent"], fields["bought"]
+    hops = [_pool_amounts(buy, pair) for pair in pairs]
+    if any(h is None for h in hops):
+        raise ProbeError("the buy's pools emitted no Swap event to measure the transfer fee by")
+    amounts = [h for h in hops if h is not None]
+    paid = amounts[-1][1]
+    if paid <= 0 or bought > paid:
+        raise ProbeError(f"the last pool paid {paid} but the agent received {bought}")
+    fee_bps = _bps(paid - bought, paid)
+    declared = _declared_fee(buy_call, token)
+    if declared is None or fee_bps > declared:
+        what = "declares none" if declared is None else f"declares at most {declared}"
+        return _failed(
+            "swap",
+            f"{name} keeps {fee_bps:g} bps of the transfer to the agent on the buy, but its "
+            f"allowlist entry {what}",
+            limit_bps,
+            **fields,
+        )
+    # The pools after the buy (by what they received and paid), then the sale: the token's
+    # transfer into the first pool keeps the same share as on the buy (bought / paid reach it).
+    moved = [
+        (r_in + got, r_out - out)
+        for (r_in, r_out), (got, out) in zip(reserves, amounts, strict=True)
+    ]
+    back_reserves = [(r_out, r_in) for r_in, r_out in reversed(moved)]
+    expected_back = _amounts_out(bought * bought // paid, back_reserves)[-1]
+    hop_count = len(pairs)
+    kept = (bought / paid) ** 2
+    fields.update(
+        expected_back=expected_back,
+        expected_loss_bps=_bps(spent - expected_back, spent),
+        fees_bps=round(10_000 * (1 - (997 / 1000) ** (2 * hop_count) * kept), 2),
+    )
+    return _judge(sim, "swap", name, limit_bps, fields)
+
+
+def _declared_fee(call: PlannedCall, token: str) -> int | None:
+    for key, bps in call.transfer_fees.items():
+        if key.lower() == token.lower():
+            return bps
+    return None
 
 
 def _judge(

@@ -52,6 +52,11 @@ def _balance_call(token: str, owner: str) -> dict[str, Any]:
     return {"from": READER, "to": token, "data": data}
 
 
+def _preview_call(call: PlannedCall) -> dict[str, Any]:
+    assert call.share_preview is not None
+    return {"from": READER, "to": call.share_preview.vault, "data": call.share_preview.data}
+
+
 def _plan_tokens(calls: Sequence[PlannedCall]) -> list[str]:
     tokens: dict[str, None] = {}
     for call in calls:
@@ -95,7 +100,7 @@ class Simulator:
             requests = []
             for calls in plans:  # each plan on its own: they are alternatives, not a sequence
                 tokens = _plan_tokens(calls)
-                sim_calls = [_balance_call(t, c.sender) for c in calls for t in tokens]
+                sim_calls = [_balance_call(t, c.owner) for c in calls for t in tokens]
                 sim_calls += [_tx(c) for c in calls]
                 requests.append(
                     ("eth_simulateV1", [{"blockStateCalls": [{"calls": sim_calls}]}, "latest"])
@@ -178,15 +183,22 @@ class Simulator:
     ) -> list[SimulationOutcome]:
         tokens = _plan_tokens(calls)
         sim_calls: list[dict[str, Any]] = []
-        positions: list[tuple[int, int, int]] = []  # (before reads, the call, after reads)
+        # (before reads, the call, after reads, the share preview read or None)
+        positions: list[tuple[int, int, int, int | None]] = []
         for call in calls:
+            # An ERC-4626 call's preview, on the state the call itself will meet (after the
+            # prior calls, same block): what the vault promises, to compare with what it does.
+            preview = None
+            if call.share_preview is not None:
+                preview = len(sim_calls)
+                sim_calls.append(_preview_call(call))
             before = len(sim_calls)
-            sim_calls += [_balance_call(t, call.sender) for t in tokens]
+            sim_calls += [_balance_call(t, call.owner) for t in tokens]
             index = len(sim_calls)
             sim_calls.append(_tx(call))
             after = len(sim_calls)
-            sim_calls += [_balance_call(t, call.sender) for t in tokens]
-            positions.append((before, index, after))
+            sim_calls += [_balance_call(t, call.owner) for t in tokens]
+            positions.append((before, index, after, preview))
         tag = hex(block)
         # The next block's timestamp, as the chain will give it: time-dependent state
         # (Uniswap's price accumulators, deadlines) then costs the gas it will cost on chain.
@@ -228,7 +240,7 @@ class Simulator:
             if len(self._callees) > _MAX_REMEMBERED_TARGETS:
                 self._callees.pop(next(iter(self._callees)))
         outcomes = []
-        for call, (before, index, after), (called, created), call_trace in zip(
+        for call, (before, index, after, preview), (called, created), call_trace in zip(
             calls, positions, per_trace, traces, strict=True
         ):
             outcomes.append(
@@ -242,6 +254,7 @@ class Simulator:
                     [a for a in called if known[a] != EMPTY_CODEHASH] + created,
                     fork_codehashes={a: known[a] for a in called},
                     delegations=_delegations(call_trace or {}),
+                    previewed_shares=None if preview is None else _uint(results[preview]),
                 )
             )
         return outcomes
@@ -258,10 +271,11 @@ class Simulator:
         *,
         fork_codehashes: dict[str, str],
         delegations: dict[str, list[str]],
+        previewed_shares: int | None = None,
     ) -> SimulationOutcome:
         success = res.get("status") == "0x1"
         logs, eth_moves = decode.split_logs(res.get("logs") or [])
-        deltas = decode.deltas_from_logs(logs, eth_moves, call.sender)
+        deltas = decode.deltas_from_logs(logs, eth_moves, call.owner)
         # A measured balance beats what the logs claim (fee-on-transfer, rebasing, no event).
         for token, pre, post in zip(tokens, before, after, strict=True):
             if pre.get("status") == "0x1" and post.get("status") == "0x1":
@@ -279,12 +293,13 @@ class Simulator:
             block_number=block,
             logs=logs,
             deltas=deltas,
-            approvals=decode.approvals_from_logs(logs, call.sender) if success else [],
+            approvals=decode.approvals_from_logs(logs, call.owner) if success else [],
             touched=touched,
             revert_data=revert_data,
-            sender=call.sender,
+            sender=call.owner,
             fork_codehashes=fork_codehashes,
             delegations=delegations,
+            previewed_shares=previewed_shares,
         )
 
     def _simulate_and_trace(
@@ -396,6 +411,14 @@ def _apply_diff(overrides: dict[str, dict[str, Any]], diff: Any) -> dict[str, di
                 acct["storage"]
             )
     return merged
+
+
+def _uint(res: dict[str, Any]) -> int | None:
+    """A view's uint256 answer; None if it reverted or answered anything but one word."""
+    data = (res.get("returnData") or "0x").removeprefix("0x")
+    if res.get("status") != "0x1" or len(data) != 64:
+        return None
+    return int(data, 16)
 
 
 def _word(res: dict[str, Any]) -> int:

@@ -25,6 +25,7 @@ BUILTINS: dict[str, str] = {
     "mean-reversion": "mean_reversion.py",
     "rogue": "rogue.py",
     "llm": "llm.py",
+    "model-classifier": "model_classifier.py",  # trained by `defiagent strategy train`
 }
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^\s]+)$")
@@ -75,7 +76,7 @@ class StrategyConfig(_Section):
     )
     secrets: dict[str, str] = Field(
         default_factory=dict,
-        description="name -> env:NAME or keyring:service/name, sent in the hello, never logged",
+        description="name -> a secret reference (docs/secrets.md), sent in the hello, never logged",
     )
     limits: StrategyLimits = Field(default_factory=StrategyLimits)
     risk: dict[str, dict[str, Any]] = Field(
@@ -120,12 +121,15 @@ class StrategyConfig(_Section):
     @field_validator("secrets")
     @classmethod
     def _secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        from defiagent.secrets.reference import FORMS_TEXT, parse_reference
+
         for key, ref in value.items():
-            if not SECRET_REF.match(ref):
+            try:
+                parse_reference(ref)
+            except ValueError:
                 raise ValueError(
-                    f"{key} must be a reference (env:NAME or keyring:service/name), "
-                    "never the secret itself"
-                )
+                    f"{key} must be a reference ({FORMS_TEXT}), never the secret itself"
+                ) from None
         return value
 
     @model_validator(mode="after")

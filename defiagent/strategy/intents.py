@@ -4,107 +4,44 @@ Amounts are integers in the token's smallest unit (wei for ETH), at most 2**256 
 strategy can name any token or spender it likes: the guard, not this schema, decides what is
 allowed. These are also the wire models of docs/strategy-protocol.md: unknown fields are
 refused, strings and calldata are bounded, so whatever parses is safe to handle.
+
+The core's kinds (swaps, approve, raw call) are defined in `intent_base`; each protocol's own
+kinds in its folder. `Intent` (the union, discriminated by `kind`) and `INTENT_MODELS` are
+assembled here from both, through the protocol registry.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from defiagent.types import Address, Wei
+from defiagent.protocols.registry import intent_models, kind_of
+from defiagent.strategy.intent_base import (
+    Approve,
+    IntentBase,
+    RawCall,
+    SwapExactIn,
+    SwapExactOut,
+)
 
+__all__ = ["INTENT_MODELS", "Approve", "Intent", "IntentBase", "RawCall"]
+__all__ += ["SwapExactIn", "SwapExactOut"]
 
-class _Intent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    reason: str = Field(default="", max_length=500)  # the strategy's own words, audited
-    deadline_seconds: int = Field(default=300, gt=0, le=3600)
-
-
-class SwapExactIn(_Intent):
-    kind: Literal["swap-exact-in"] = "swap-exact-in"
-    token_in: Address
-    token_out: Address
-    amount_in: Wei
-    min_amount_out: Wei
-    recipient: Address | None = None  # None means the agent itself
-
-
-class SwapExactOut(_Intent):
-    kind: Literal["swap-exact-out"] = "swap-exact-out"
-    token_in: Address
-    token_out: Address
-    amount_out: Wei
-    max_amount_in: Wei
-    recipient: Address | None = None
-
-
-class Approve(_Intent):
-    kind: Literal["approve"] = "approve"
-    token: Address
-    spender: Address
-    amount: Wei
-
-
-class Wrap(_Intent):
-    kind: Literal["wrap"] = "wrap"
-    amount: Wei
-
-
-class Unwrap(_Intent):
-    kind: Literal["unwrap"] = "unwrap"
-    amount: Wei
-
-
-class AddLiquidity(_Intent):
-    kind: Literal["add-liquidity"] = "add-liquidity"
-    token_a: Address
-    token_b: Address
-    amount_a: Wei
-    amount_b: Wei
-    min_amount_a: Wei
-    min_amount_b: Wei
-    recipient: Address | None = None
-
-
-class RemoveLiquidity(_Intent):
-    kind: Literal["remove-liquidity"] = "remove-liquidity"
-    token_a: Address
-    token_b: Address
-    liquidity: Wei
-    min_amount_a: Wei
-    min_amount_b: Wei
-    recipient: Address | None = None
-
-
-class RawCall(_Intent):
-    """A call the strategy composed itself. Exists so a rogue strategy can be refused."""
-
-    kind: Literal["raw-call"] = "raw-call"
-    target: Address
-    data: str = Field(default="0x", pattern=r"^0x([0-9a-fA-F]{2}){0,32768}$")
-    value: Wei = 0
-
-
-Intent = Annotated[
-    SwapExactIn | SwapExactOut | Approve | Wrap | Unwrap | AddLiquidity | RemoveLiquidity | RawCall,
-    Field(discriminator="kind"),
-]
+if TYPE_CHECKING:
+    # mypy cannot see a union built at run time: to it, an intent is the common base.
+    Intent = IntentBase
+else:
+    Intent = Annotated[Union[tuple(intent_models())], Field(discriminator="kind")]  # noqa: UP007
 
 # Each intent model by its kind, e.g. for a strategy that builds a schema or parses one kind.
-INTENT_MODELS: dict[str, type[_Intent]] = {
-    m.model_fields["kind"].default: m
-    for m in (
-        SwapExactIn,
-        SwapExactOut,
-        Approve,
-        Wrap,
-        Unwrap,
-        AddLiquidity,
-        RemoveLiquidity,
-        RawCall,
-    )
-}
+INTENT_MODELS: dict[str, type[IntentBase]] = {kind_of(m): m for m in intent_models()}
+
+
+def __getattr__(name: str) -> Any:
+    """A protocol's intent model by its class name (`from ...intents import Wrap`), so
+    callers need not know which folder defines it."""
+    for model in intent_models():
+        if model.__name__ == name:
+            return model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

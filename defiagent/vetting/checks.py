@@ -238,11 +238,11 @@ class SourceMatches(Check):
                 status: Status = "pass" if m.level in ("full", "partial") else "warn"
                 out.append(self.outcome(status, f"{m.label()}: {m.reason}", subject))
             else:
-                out.append(
-                    self.outcome(
-                        "fail", f"{m.label()} (policy needs {minimum}): {m.reason}", subject
-                    )
+                failed = self.outcome(
+                    "fail", f"{m.label()} (policy needs {minimum}): {m.reason}", subject
                 )
+                # Sources that do not compile were never compared: could not analyse.
+                out.append(failed.model_copy(update={"unanalysed": m.compile_error}))
         return out
 
 
@@ -265,6 +265,9 @@ class SlitherGate(Check):
                 and ctx.entry.slither is not None
             ):
                 return self._recorded(ctx)  # no sources now: judge what the reviewers signed
+            if ctx.analysis_error is not None:
+                failed = self.outcome("fail", ctx.analysis_error)
+                return [failed.model_copy(update={"unanalysed": True})]
             return [self.outcome("fail", ctx.slither_error or "Slither did not run")]
         out = []
         for f in gate.blocking:
@@ -309,6 +312,37 @@ class SlitherGate(Check):
                 f"recorded Slither result: {len(entry.slither.failing)} failing, all triaged",
             )
         ]
+
+
+@register
+class MythrilGate(Check):
+    id = "mythril"
+    description = (
+        "Mythril (symbolic execution of the runtime bytecode, time-bounded) finds no "
+        "high-severity issue; when the policy turns it on."
+    )
+    applies_to = ("sources", "address")
+
+    def run(self, ctx: VetContext) -> list[Outcome]:
+        out = []
+        if ctx.mythril_note:
+            out.append(Outcome(check=self.id, status="warn", reason=ctx.mythril_note))
+        if ctx.mythril_error:
+            failed = self.outcome("fail", f"could not analyse: {ctx.mythril_error}")
+            out.append(failed.model_copy(update={"unanalysed": True}))
+        for result in ctx.mythril or []:
+            for issue in result.failing:
+                reason = f"{issue.label()}: {issue.description}"
+                out.append(self.outcome("fail", reason, result.contract))
+            if not result.failing:
+                others = len(result.issues)
+                cached = ", cached" if result.cached else ""
+                reason = (
+                    f"Mythril {result.mythril_version} ({result.execution_timeout}s{cached}): "
+                    f"no high-severity issue, {others} other issue(s)"
+                )
+                out.append(self.outcome("pass", reason, result.contract))
+        return out
 
 
 @register

@@ -1,20 +1,24 @@
-"""Compile a source bundle with the matching solcjs, cached by the exact compiler input."""
+"""Compile a source bundle with the matching solcjs, cached by the exact compiler input.
+
+The compiler's whole standard-JSON output (ASTs and source maps included) is kept beside
+the compact result, so Slither analyses exactly what vetting compiled instead of
+compiling the sources a second time (see slither_runner.run_slither_bundle)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
+import os
+import threading
 from pathlib import Path
 
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict
 
 from defiagent.cache import cache_dir
-from defiagent.errors import ToolMissing
-from defiagent.toolchain import REMEDY, solc_versions
 from defiagent.vetting.bundle import SourceBundle
-from defiagent.vetting.solc import compile_standard_json, select_version
+from defiagent.vetting.compilers import ensure_compiler
+from defiagent.vetting.solc import compile_standard_json, select_for_sources
 
 OUTPUTS = [
     "abi",
@@ -23,6 +27,9 @@ OUTPUTS = [
     "evm.deployedBytecode.immutableReferences",
     "evm.deployedBytecode.linkReferences",
     "metadata",
+    # For Slither (crytic-compile reads these from the same output):
+    "evm.bytecode.sourceMap",
+    "evm.deployedBytecode.sourceMap",
 ]
 
 
@@ -67,19 +74,13 @@ class Compilation(BaseModel):
 
 
 def resolve_version(bundle: SourceBundle) -> str:
-    """The exact compiler the bundle asks for, or the newest installed its pragmas accept."""
+    """The exact compiler the bundle asks for, or the one its pragmas accept (installed on
+    first use, see defiagent.vetting.compilers)."""
     wanted = bundle.settings.version
     if wanted:
-        if wanted not in solc_versions():
-            installed = ", ".join(solc_versions()) or "none"
-            raise ToolMissing(
-                f"solc {wanted} is needed to rebuild these sources but is not installed "
-                f"(installed: {installed})",
-                remedy=f"add solc-{wanted}@npm:solc@{wanted} to the toolchain; {REMEDY}",
-            )
+        ensure_compiler(wanted)
         return wanted
-    with tempfile.TemporaryDirectory(prefix="defiagent-pragma-") as tmp:
-        return select_version(bundle.stage(Path(tmp)))
+    return select_for_sources(bundle.sources.values())
 
 
 def _cbor_tail(hexcode: str) -> bytes:
@@ -121,19 +122,51 @@ def _with_metadata_ranges(
     return out
 
 
-def compile_bundle(bundle: SourceBundle) -> Compilation:
-    version = resolve_version(bundle)
-    standard = {
+def _standard_input(bundle: SourceBundle) -> dict:
+    settings = bundle.settings.standard_settings(OUTPUTS)
+    settings["outputSelection"]["*"][""] = ["ast"]
+    return {
         "language": "Solidity",
         "sources": {unit: {"content": text} for unit, text in sorted(bundle.sources.items())},
-        "settings": bundle.settings.standard_settings(OUTPUTS),
+        "settings": settings,
     }
-    blob = json.dumps(standard, sort_keys=True, separators=(",", ":"))
-    key = hashlib.sha256(f"v3\0{version}\0{blob}".encode()).hexdigest()
-    cached = cache_dir("solc-out") / f"{key}.json"
-    if cached.is_file():
+
+
+def _paths(bundle: SourceBundle, version: str) -> tuple[Path, Path]:
+    """Cache files for this exact input: the compact result and solc's whole output."""
+    blob = json.dumps(_standard_input(bundle), sort_keys=True, separators=(",", ":"))
+    key = hashlib.sha256(f"v4\0{version}\0{blob}".encode()).hexdigest()
+    folder = cache_dir("solc-out")
+    return folder / f"{key}.json", folder / f"{key}.solc-output.json"
+
+
+def output_path(bundle: SourceBundle, version: str) -> Path:
+    """Where solc's whole output for this bundle and compiler is (or will be) cached."""
+    return _paths(bundle, version)[1]
+
+
+def compiler_output(bundle: SourceBundle) -> tuple[str, Path]:
+    """The compiler version and the file holding solc's standard-JSON output for the bundle
+    (compiling it when it is not cached yet)."""
+    version = resolve_version(bundle)
+    _, raw = _paths(bundle, version)
+    if not raw.is_file():
+        compile_bundle(bundle)
+    return version, raw
+
+
+def compile_bundle(bundle: SourceBundle) -> Compilation:
+    version = resolve_version(bundle)
+    standard = _standard_input(bundle)
+    cached, raw = _paths(bundle, version)
+    if cached.is_file() and raw.is_file():
         return Compilation.model_validate_json(cached.read_text())
     output = compile_standard_json(standard, version=version)
+    for source in (output.get("sources") or {}).values():
+        # solc 0.4.11 answers only "legacyAST"; Slither reads either form from "ast".
+        if source.get("ast") is None and source.get("legacyAST") is not None:
+            source["ast"] = source.pop("legacyAST")
+    _write(raw, json.dumps(output))
     contracts = []
     for unit, by_name in (output.get("contracts") or {}).items():
         for name, data in by_name.items():
@@ -163,7 +196,12 @@ def compile_bundle(bundle: SourceBundle) -> Compilation:
                 )
             )
     result = Compilation(solc_version=version, contracts=_with_metadata_ranges(contracts, output))
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json())
-    tmp.replace(cached)
+    _write(cached, result.model_dump_json())
     return result
+
+
+def _write(path: Path, text: str) -> None:
+    # A unique temporary name: batch workers may write the same entry at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

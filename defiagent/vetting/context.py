@@ -14,6 +14,7 @@ from defiagent.allowlist.policy import Policy
 from defiagent.allowlist.reviewers import Reviewers
 from defiagent.vetting.audits import CodeTarget
 from defiagent.vetting.compiler import Compilation
+from defiagent.vetting.mythril import MythrilResult
 from defiagent.vetting.proxy import ProxyResolution
 from defiagent.vetting.slither_gate import GateResult
 from defiagent.vetting.source_verify import SourceMatch
@@ -28,6 +29,9 @@ class Outcome(BaseModel):
     status: Status
     reason: str
     subject: str = ""
+    # A failure because the code could not be analysed (compile error, analyser crash),
+    # not because of what is in it: it makes the verdict "could-not-analyse".
+    unanalysed: bool = False
 
 
 @dataclass
@@ -59,7 +63,11 @@ class VetContext:
     proxy: ProxyResolution | None = None
     compilation: Compilation | None = None
     slither: GateResult | None = None
-    slither_error: str | None = None  # why Slither could not give a result
+    slither_error: str | None = None  # why Slither was not run (no or mismatched sources)
+    analysis_error: str | None = None  # the sources did not compile, or Slither failed on them
+    mythril: list[MythrilResult] | None = None  # None: Mythril was not run
+    mythril_note: str | None = None  # why it was not run, or what was left out
+    mythril_error: str | None = None  # Mythril ran and gave no result
     slither_note: str | None = None  # e.g. "reused the cached result for this codehash"
     slither_from_codehash: bool = False  # result reused from a run whose sources matched
     audits: list[AuditRecord] = field(default_factory=list)

@@ -21,7 +21,14 @@ from defiagent.vetting.bundle import (
 # Uniswap V2 core and periphery were built with these (their waffle configs).
 UNISWAP_V2_SETTINGS = CompilerSettings(optimizer_runs=999999, evm_version="istanbul", explicit=True)
 
-KNOWN = ("uniswap-v2-pair", "uniswap-v2-factory", "uniswap-v2-router02", "weth9", "demo-token")
+KNOWN = (
+    "uniswap-v2-pair",
+    "uniswap-v2-factory",
+    "uniswap-v2-router02",
+    "weth9",
+    "demo-token",
+    "demo-vault",
+)
 
 
 def npm_sources(name: str) -> SourceBundle:
@@ -48,4 +55,8 @@ def npm_sources(name: str) -> SourceBundle:
         return bundle_from_path(nm / "canonical-weth/contracts/WETH9.sol", settings=settings)
     if name == "demo-token":
         return bundle_from_path(repo_root() / "defiagent" / "devchain" / "sol" / "DemoToken.sol")
+    if name == "demo-vault":  # OpenZeppelin's ERC4626, built by solcjs like DemoToken
+        return bundle_from_path(
+            repo_root() / "defiagent" / "protocols" / "erc4626" / "sol" / "DemoVault.sol"
+        )
     raise ConfigError(f"no known sources for {name!r} (known: {', '.join(KNOWN)})")

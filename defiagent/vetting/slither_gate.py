@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +23,8 @@ from defiagent.allowlist.signatures import recover_typed, triage_record_typed_da
 from defiagent.cache import cache_dir
 from defiagent.vetting.bundle import SourceBundle
 from defiagent.vetting.detectors import detectors_digest
+from defiagent.vetting.reusable_triage import RESULT_KEY as SOURCES_KEY
+from defiagent.vetting.reusable_triage import finding_files, source_hashes, waives
 from defiagent.vetting.slither_runner import _slither_version, run_slither_bundle
 
 
@@ -34,6 +37,7 @@ class SlitherFinding(BaseModel):
     confidence: str
     description: str
     location: str = ""
+    files: dict[str, str] = {}  # source units its elements lie in -> their sha256
 
     def label(self) -> str:
         return (
@@ -85,7 +89,8 @@ def _codehash_index(codehash: str) -> Path:
 
 
 def _store(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # A name of its own per process: batch workers may store the same result at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
 
@@ -97,6 +102,7 @@ def analyse(bundle: SourceBundle, *, solc_version: str) -> tuple[dict, bool]:
         return json.loads(path.read_text()), True
     result = run_slither_bundle(bundle, solc_version=solc_version)
     result["sources_digest"] = bundle.digest()
+    result[SOURCES_KEY] = source_hashes(bundle.sources)  # where findings lie (reusable triage)
     _store(path, result)
     return result, False
 
@@ -116,6 +122,7 @@ def cached_for_codehash(codehash: str) -> dict | None:
 
 def findings(result: dict) -> list[SlitherFinding]:
     out = []
+    hashes = result.get(SOURCES_KEY) or {}
     for d in (result.get("results") or {}).get("detectors") or []:
         out.append(
             SlitherFinding(
@@ -125,6 +132,7 @@ def findings(result: dict) -> list[SlitherFinding]:
                 confidence=d["confidence"],
                 description=" ".join((d.get("description") or "").split())[:400],
                 location=d.get("first_markdown_element") or "",
+                files=finding_files(d, hashes),
             )
         )
     return out
@@ -145,8 +153,24 @@ def triage_problem(
         return f"{who}: {t.reviewer} is not a listed reviewer"
     if recover_typed(triage_record_typed_data(t), t.signature) != t.reviewer:
         return f"{who}: the signature does not match the record (edited or forged)"
-    if t.codehash.lower() not in codehashes:
+    if t.codehash is not None and t.codehash.lower() not in codehashes:
         return f"{who}: it was signed for code {t.codehash}, not the code analysed"
+    return None
+
+
+def _source_problem(
+    t: TriagedFinding, failing: list[SlitherFinding], hashes: dict[str, str]
+) -> str | None:
+    """Why a sound source-bound record waives nothing in these sources."""
+    who = f"triage of {t.check} {t.slither_id[:12]} in {t.source_unit}"
+    analysed = hashes.get(t.source_unit or "")
+    if analysed != t.source_sha256:
+        return (
+            f"{who} was signed for the file with sha256 {(t.source_sha256 or '')[:12]}, "
+            f"but the analysed {t.source_unit} has sha256 {(analysed or '')[:12]} (another file)"
+        )
+    if not any(waives(t, f.id, f.check, f.files) for f in failing):
+        return f"{who} matches no failing finding lying in that file (stale)"
     return None
 
 
@@ -168,20 +192,34 @@ def evaluate(
     problems: list[str] = []
     sound: dict[tuple[str, str], TriagedFinding] = {}
     failing_ids = {(f.id, f.check) for f in failing}
+    hashes: dict[str, str] = result.get(SOURCES_KEY) or {}
+    by_source: list[TriagedFinding] = []
     for t in triage:
         problem = triage_problem(t, reviewers, codehashes)
+        if t.source_sha256 is not None:
+            if t.source_unit not in hashes:
+                continue  # a review of a file these sources do not hold: not for them
+            problem = problem or _source_problem(t, failing, hashes)
+            if problem:
+                problems.append(problem)
+            else:
+                by_source.append(t)
+            continue
         if problem is None and (t.slither_id, t.check) not in failing_ids:
             problem = f"triage of {t.check} {t.slither_id[:12]} matches no failing finding (stale)"
         if problem:
             problems.append(problem)
         else:
             sound[(t.slither_id, t.check)] = t
-    waived = [
-        Waiver(finding=f, triage=sound[(f.id, f.check)])
-        for f in failing
-        if (f.id, f.check) in sound
-    ]
-    blocking = [f for f in failing if (f.id, f.check) not in sound]
+    waived, blocking = [], []
+    for f in failing:
+        record = sound.get((f.id, f.check)) or next(
+            (t for t in by_source if waives(t, f.id, f.check, f.files)), None
+        )
+        if record is None:
+            blocking.append(f)
+        else:
+            waived.append(Waiver(finding=f, triage=record))
     return GateResult(
         slither_version=result.get("slither_version") or _slither_version(),
         solc_version=result.get("solc_version"),
@@ -205,6 +243,11 @@ def summary(gate: GateResult, codehash: str, source_match: str | None) -> Slithe
         counts=gate.counts,
         failing=[f.id for f in gate.failing],
         triaged=[w.triage for w in gate.waived],
+        failing_sources={
+            w.finding.id: w.triage.source_sha256
+            for w in gate.waived
+            if w.triage.source_sha256 is not None
+        },
         result_sha256=gate.result_sha256,
         source_match=source_match,
         sources_digest=gate.sources_digest or None,
@@ -219,6 +262,15 @@ def summary_problems(s: SlitherSummary, reviewers: Reviewers | None, codehash: s
     sound = set()
     for t in s.triaged:
         problem = triage_problem(t, reviewers, {codehash.lower()})
+        if (
+            problem is None
+            and t.source_sha256 is not None
+            and s.failing_sources.get(t.slither_id) != t.source_sha256
+        ):
+            problem = (
+                f"triage of {t.check} {t.slither_id[:12]} is bound to {t.source_unit}, "
+                "which the recorded result does not place that finding in"
+            )
         if problem:
             problems.append(problem)
         else:

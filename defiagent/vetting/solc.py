@@ -1,4 +1,7 @@
-"""Compile Solidity with the project's solcjs wrapper (the same one Slither calls)."""
+"""Compile Solidity with the project's solcjs wrapper (the same one Slither calls).
+
+The compiler comes from the toolchain or, installed on first use, from the cache of
+`defiagent.vetting.compilers`; the wrapper is told which package folder to load."""
 
 from __future__ import annotations
 
@@ -8,18 +11,21 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from defiagent.errors import ConfigError, InfraError
+from defiagent.errors import InfraError
 from defiagent.toolchain import solc_wrapper_path
+from defiagent.vetting.bundle import pragma_ranges
+from defiagent.vetting.compilers import CompileError, choose_version, ensure_compiler
 
-
-class CompileError(ConfigError):
-    """The sources do not compile."""
+__all__ = ["CompileError", "compile_standard_json", "select_version", "solc_env"]
 
 
 def solc_env(version: str | None = None, include: Iterable[Path] = ()) -> dict[str, str]:
+    """The wrapper's environment: which compiler (installed on demand) and extra import roots."""
     env = dict(os.environ)
+    env.pop("DEFIAGENT_SOLC_PACKAGE", None)
     if version:
         env["DEFIAGENT_SOLC_VERSION"] = version
+        env["DEFIAGENT_SOLC_PACKAGE"] = str(ensure_compiler(version))
     else:
         env.pop("DEFIAGENT_SOLC_VERSION", None)
     paths = [str(Path(p).resolve()) for p in include]
@@ -29,18 +35,15 @@ def solc_env(version: str | None = None, include: Iterable[Path] = ()) -> dict[s
 
 
 def select_version(files: Iterable[Path]) -> str:
-    """The newest installed solcjs that every `pragma solidity` in the files accepts."""
-    paths = [str(Path(f).resolve()) for f in files]
-    proc = subprocess.run(
-        [str(solc_wrapper_path()), "--select-version", *paths],
-        capture_output=True,
-        text=True,
-        env=solc_env(),
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise CompileError(proc.stderr.strip().removeprefix("solc wrapper: "))
-    return proc.stdout.strip()
+    """The solcjs every `pragma solidity` in the files accepts (installed on first use)."""
+    return select_for_sources(Path(f).read_text() for f in files)
+
+
+def select_for_sources(texts: Iterable[str]) -> str:
+    pragmas = [r for text in texts for r in pragma_ranges(text)]
+    version = choose_version(pragmas)
+    ensure_compiler(version)
+    return version
 
 
 def compile_standard_json(

@@ -25,6 +25,7 @@ class SourceMatch(BaseModel):
     settings: CompilerSettings | None = None
     origin: str = ""
     reason: str
+    compile_error: bool = False  # a mismatch only because the sources did not compile
 
     def label(self) -> str:
         return {"full": "full match", "partial": "partial match"}.get(self.level, self.level)
@@ -65,7 +66,10 @@ def verify_source(bundle: SourceBundle, deployed: bytes) -> tuple[SourceMatch, C
             compilation = compile_bundle(bundle.with_settings(settings))
         except ConfigError as exc:
             reason = f"the sources from {bundle.origin or 'the bundle'} do not compile: {exc}"
-            return SourceMatch(level="mismatch", codehash=deployed_hash, reason=reason), None
+            match = SourceMatch(
+                level="mismatch", codehash=deployed_hash, reason=reason, compile_error=True
+            )
+            return match, None
         except InfraError as exc:  # compiler missing: we cannot tell, so it does not count
             reason = f"source verification could not run: {exc}"
             if best is None:

@@ -20,6 +20,7 @@ from defiagent.vetting.bytecode import codehash as keccak_code
 from defiagent.vetting.checks import run_checks
 from defiagent.vetting.compiler import Compilation, compile_bundle, resolve_version
 from defiagent.vetting.context import CodeUnit, Outcome, VetContext
+from defiagent.vetting.mythril import MythrilResult, analyse_runtime, myth_path, require_myth
 from defiagent.vetting.onchain import ChainReader
 from defiagent.vetting.proxy import ProxyResolution, resolve_proxy
 from defiagent.vetting.slither_gate import (
@@ -31,6 +32,7 @@ from defiagent.vetting.slither_gate import (
 )
 from defiagent.vetting.source_verify import SourceMatch, verify_source
 from defiagent.vetting.sourcify import SourcifyClient
+from defiagent.vetting.verdict import CouldNotAnalyse, Verdict
 
 
 class UnitReport(BaseModel):
@@ -54,12 +56,26 @@ class VetReport(BaseModel):
     proxy: ProxyResolution | None = None
     slither: GateResult | None = None
     slither_note: str | None = None
+    mythril: list[MythrilResult] | None = None
+    mythril_note: str | None = None
     outcomes: list[Outcome]
 
     @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
     @property
     def passed(self) -> bool:
         return not any(o.status == "fail" for o in self.outcomes)
+
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
+    @property
+    def verdict(self) -> Verdict:
+        """accepted; could-not-analyse when every failure is an analysis that did not run
+        to the end; refused otherwise (a real finding or check failed)."""
+        failures = self.failures()
+        if not failures:
+            return "accepted"
+        if all(o.unanalysed for o in failures):
+            return "could-not-analyse"
+        return "refused"
 
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "fail"]
@@ -94,6 +110,8 @@ def _report(target: str, ctx: VetContext) -> VetReport:
         proxy=ctx.proxy,
         slither=ctx.slither,
         slither_note=ctx.slither_note,
+        mythril=ctx.mythril,
+        mythril_note=ctx.mythril_note,
         outcomes=run_checks(ctx),
     )
 
@@ -118,9 +136,11 @@ def vet_sources(
     ctx = VetContext(kind="sources", policy=policy, reviewers=reviewers, today=_today(today))
     result = None
     try:
+        # Slither first: it compiles the bundle once (while Slither loads) and reads that
+        # output; the compilation below is then a cache read.
+        result, cached = analyse(bundle, solc_version=resolve_version(bundle))
         compilation = compile_bundle(bundle)
         ctx.compilation = compilation
-        result, cached = analyse(bundle, solc_version=compilation.solc_version)
         ctx.slither = evaluate(
             result,
             policy=policy.slither,
@@ -133,8 +153,19 @@ def vet_sources(
             ctx.slither_note = "cached result for these exact sources"
     except ToolMissing:
         raise
-    except ConfigError as exc:
-        ctx.slither_error = f"the sources cannot be analysed: {exc}"
+    except (ConfigError, InfraError, CouldNotAnalyse) as exc:
+        # Bad sources or a failed analyser: a verdict (could not analyse), not exit 3.
+        ctx.analysis_error = f"the sources cannot be analysed: {exc}"
+    if ctx.compilation is not None:
+        roots = set(bundle.roots)
+        run_mythril(
+            ctx,
+            [
+                (c.fqn, c.runtime, c.codehash or "")
+                for c in ctx.compilation.deployable()
+                if c.unit in roots and (bundle.target is None or c.fqn == bundle.target)
+            ],
+        )
     return Vetting(report=_report(bundle.origin or "sources", ctx), ctx=ctx, slither_result=result)
 
 
@@ -213,7 +244,9 @@ def vet_address(
     result = None
     if bundle is not None:
         match = logic.source_match
-        if match is not None and not match.meets(policy.sources.min_match):
+        if match is not None and match.compile_error:
+            ctx.analysis_error = f"Slither was not run: {match.reason}"
+        elif match is not None and not match.meets(policy.sources.min_match):
             ctx.slither_error = (
                 f"Slither was not run: the sources do not describe the deployed {logic.label} code "
                 f"({match.label()})"
@@ -233,8 +266,8 @@ def vet_address(
                     ctx.slither_note = "cached result for these exact sources"
             except ToolMissing as exc:
                 ctx.slither_error = f"Slither could not run: {exc}"
-            except ConfigError as exc:
-                ctx.slither_error = f"Slither could not analyse the sources: {exc}"
+            except (ConfigError, InfraError, CouldNotAnalyse) as exc:
+                ctx.analysis_error = f"Slither could not analyse the sources: {exc}"
         compilation = compilations.get(logic.label)
         if match is not None and match.contract and compilation is not None:
             compiled = compilation.get(match.contract)
@@ -263,7 +296,41 @@ def vet_address(
         )
     elif ctx.slither_error is None and entry is not None and entry.slither is not None:
         ctx.slither_note = "judged from the Slither result recorded in the entry"
+    run_mythril(ctx, [(f"{logic.label} {logic.address}", logic.code.hex(), logic.codehash)])
     return Vetting(report=_report(address, ctx), ctx=ctx, slither_result=result)
+
+
+def run_mythril(ctx: VetContext, targets: list[tuple[str, str, str]]) -> None:
+    """Mythril on each (label, runtime hex, codehash), as the policy asks.
+
+    Off: nothing. Optional and not installed: a note. Required and not installed: exit 3
+    (ToolMissing). Code with unlinked library placeholders cannot run, so it is left out."""
+    policy = ctx.policy.mythril
+    if policy.use == "off":
+        return
+    if myth_path() is None:
+        if policy.use == "required":
+            require_myth()
+        ctx.mythril_note = "Mythril is not installed: skipped (the policy makes it optional)"
+        return
+    runnable = [t for t in targets if t[1] and "__" not in t[1] and t[2]]
+    left_out = [t[0] for t in targets if t not in runnable]
+    if left_out:
+        ctx.mythril_note = f"Mythril left out code with unlinked libraries: {', '.join(left_out)}"
+    results = []
+    try:
+        for label, runtime, codehash in runnable:
+            results.append(
+                analyse_runtime(
+                    runtime,
+                    contract=label,
+                    codehash=codehash,
+                    execution_timeout=policy.execution_timeout,
+                )
+            )
+    except CouldNotAnalyse as exc:
+        ctx.mythril_error = exc.message
+    ctx.mythril = results
 
 
 def reader_for(rpc: Any) -> ChainReader:

@@ -106,6 +106,8 @@ def setup(mainnet, tmp_path_factory):
         },
         "signer": {"backend": "keystore", "path": "agent-key.json", "password_env": PASSWORD_ENV},
         "pin_signers": [operator],
+        # These tests are about run itself; the certificate check is tests/backtest's.
+        "require_backtest": False,
     }
     (home / "agent.toml").write_text(tomli_w.dumps(config))
     os.environ[OPERATOR_PASSWORD_ENV] = password

@@ -14,7 +14,7 @@ from defiagent.agent import scopes
 from defiagent.agent.observe import codehash
 from defiagent.allowlist.models import ActiveAllowlist, AllowlistEntry, Role
 from defiagent.devchain.deploy import add_liquidity
-from defiagent.market import uniswap_v2_math as v2
+from defiagent.protocols.uniswap_v2 import math as v2
 from defiagent.strategy.intents import SwapExactIn
 from tests.agent.conftest import Scripted
 from tests.allowlist.support import compiled, contract, deploy, transact

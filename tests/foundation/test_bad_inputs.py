@@ -147,6 +147,11 @@ def _al(w: World) -> list[str]:
     return ["--allowlist", str(w.root)]
 
 
+def _signer_address(value: str) -> tuple[str, str]:
+    """An edit pinning the [signer] table's address (appending would land in the last table)."""
+    return ('# address = "0x..."', f'address = "{value}"  #')
+
+
 def _run(path: str) -> list[str]:
     return ["run", "--config", path, "--ticks", "1"]
 
@@ -213,13 +218,13 @@ ADDRESS_CASES = [
     ),
     Case(
         "signer-address-checksum",
-        lambda w: ["signer", "address", "-c", w.config(append=f'address = "{BAD_CHECKSUM}"\n')],
+        lambda w: ["signer", "address", "-c", w.config(_signer_address(BAD_CHECKSUM))],
         2,
         "checksum",
     ),
     Case(
         "signer-address-ens",
-        lambda w: ["signer", "address", "-c", w.config(append='address = "vitalik.eth"\n')],
+        lambda w: ["signer", "address", "-c", w.config(_signer_address("vitalik.eth"))],
         2,
         "vitalik.eth",
     ),

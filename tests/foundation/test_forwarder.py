@@ -26,6 +26,7 @@ from defiagent.chain.forwarder import (
 )
 from defiagent.cli.run import resolve_fork_url
 from defiagent.errors import ConfigError
+from defiagent.secrets import SecretUnavailable
 
 SECRET = secrets.token_hex(16)
 
@@ -343,7 +344,7 @@ def test_fork_url_from_an_env_reference(monkeypatch, capfd):
     assert resolve_fork_url("env:MY_RPC") == url
     assert capfd.readouterr().err == ""  # a reference is the right way: no warning
     monkeypatch.delenv("MY_RPC")
-    with pytest.raises(ConfigError, match="MY_RPC is not set"):
+    with pytest.raises(SecretUnavailable, match="MY_RPC is not set"):
         resolve_fork_url("env:MY_RPC")
     monkeypatch.setenv("MY_RPC", f"ws://mainnet.example/{SECRET}")
     with pytest.raises(ConfigError, match="is not an http") as info:

@@ -46,8 +46,10 @@ def test_version_is_chosen_from_the_pragmas(package, expected):
 
 def test_unsatisfiable_pragma_is_a_clear_error(tmp_path):
     src = tmp_path / "Old.sol"
-    src.write_text("pragma solidity 0.4.11;\ncontract Old {}\n")
-    with pytest.raises(ConfigError, match=r"no installed solc satisfies"):
+    # Any published release is installed on demand (tests/vetting/test_compilers_*), so
+    # only a range no release meets is unsatisfiable.
+    src.write_text("pragma solidity ^0.99.0;\ncontract Old {}\n")
+    with pytest.raises(ConfigError, match=r"no published solc satisfies"):
         select_version([src])
 
 

@@ -13,8 +13,8 @@ from web3 import Web3
 from defiagent.errors import ConfigError
 from defiagent.market.http_price import HttpPriceConfig, HttpPricePair, HttpPriceReference
 from defiagent.market.models import PoolState, TokenInfo
-from defiagent.market.references import TwapReference
 from defiagent.market.sanity import PriceSanityLimits, check_sources
+from defiagent.protocols.uniswap_v2.twap import TwapReference
 from tests.market.conftest import advance
 from tests.market.test_sources import by_kind, observer
 

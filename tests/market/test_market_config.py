@@ -8,7 +8,8 @@ from defiagent.agent.runtime import build_references
 from defiagent.config import parse_config
 from defiagent.errors import ConfigError
 from defiagent.market.http_price import HttpPriceReference
-from defiagent.market.references import ChainlinkReference, TwapReference
+from defiagent.market.references import ChainlinkReference
+from defiagent.protocols.uniswap_v2.twap import TwapReference
 
 A = "0x" + "11" * 20
 B = "0x" + "22" * 20

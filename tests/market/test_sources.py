@@ -11,8 +11,9 @@ import pytest
 from defiagent.devchain.deploy import swap_exact_in
 from defiagent.market.chainlink import FeedSpec
 from defiagent.market.observer import MarketObserver
-from defiagent.market.references import ChainlinkReference, TwapReference
+from defiagent.market.references import ChainlinkReference
 from defiagent.market.sanity import PriceSanityLimits
+from defiagent.protocols.uniswap_v2.twap import TwapReference
 from tests.market.conftest import advance, block_time
 
 

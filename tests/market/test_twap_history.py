@@ -9,7 +9,7 @@ import pytest
 from defiagent.devchain.deploy import swap_exact_in
 from defiagent.errors import InfraError
 from defiagent.market.reader import ChainReader
-from defiagent.market.references import TwapReference
+from defiagent.protocols.uniswap_v2.twap import TwapReference
 from tests.market.conftest import advance
 from tests.market.test_sources import by_kind, observer
 

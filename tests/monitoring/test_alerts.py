@@ -477,7 +477,7 @@ def test_build_alerts_refuses_a_bad_url_without_echoing_it():
 def test_config_bounds():
     with pytest.raises(ValueError, match="backoff_max_seconds"):
         AlertsConfig(backoff_initial_seconds=5, backoff_max_seconds=1)
-    with pytest.raises(ValueError, match="Extra inputs"):
-        AlertsConfig(webhook_url="https://hooks.slack.com/services/x")  # extra: forbidden
+    with pytest.raises(ValueError, match="secret reference"):
+        AlertsConfig(webhook_url="https://hooks.slack.com/services/x")  # a reference only
     with pytest.raises(ValueError, match="max_attempts"):
         AlertsConfig(max_attempts=0)

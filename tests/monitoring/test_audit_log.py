@@ -24,6 +24,7 @@ from defiagent.monitoring.audit_log import (
     verify_audit_log,
 )
 from defiagent.monitoring.redaction import REDACTED, redact
+from defiagent.secrets import SecretUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -394,7 +395,7 @@ def test_the_head_key_may_come_from_the_environment(tmp_path, monkeypatch):
     with pytest.raises(Refused, match="MAC"):
         AuditLog(path)
     monkeypatch.delenv("AUDIT_SECRET")
-    with pytest.raises(ConfigError, match="AUDIT_SECRET"):
+    with pytest.raises(SecretUnavailable, match="AUDIT_SECRET"):  # a missing secret: exit 3
         AuditLog(path)
     monkeypatch.setenv("AUDIT_SECRET", "short")
     with pytest.raises(ConfigError, match="32"):

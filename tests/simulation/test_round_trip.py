@@ -23,8 +23,8 @@ from defiagent.cli.app import main
 from defiagent.devchain import artifacts
 from defiagent.devchain.deploy import add_liquidity, deploy_uniswap_v2
 from defiagent.execution.models import ExpectedDelta, PlannedCall
-from defiagent.execution.planner import ADD_LIQUIDITY, SWAP_EXACT_IN, SWAP_EXACT_OUT
 from defiagent.guard.calldata import encode_call
+from defiagent.protocols.uniswap_v2.functions import ADD_LIQUIDITY, SWAP_EXACT_IN, SWAP_EXACT_OUT
 from defiagent.simulation import ForkManager, Simulator
 from defiagent.simulation.checks import RoundTripConfig, RoundTripSellable
 from defiagent.simulation.round_trip import (

@@ -10,8 +10,8 @@ from defiagent.devchain.deploy import contract, swap_exact_in
 from defiagent.market.models import PriceQuote
 from defiagent.market.observer import MarketObserver, numeraire_prices
 from defiagent.market.reader import ChainReader
-from defiagent.market.references import TwapReference
 from defiagent.market.sanity import PriceSanityLimits, check_price
+from defiagent.protocols.uniswap_v2.twap import TwapReference
 
 A = "0x" + "11" * 20
 B = "0x" + "22" * 20

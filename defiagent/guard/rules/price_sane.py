@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import itertools
-
 from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
-from defiagent.guard.conventions import RoleArgs, is_trade, undeclared
+from defiagent.guard.conventions import RoleArgs, RouteError, is_trade, swap_route, undeclared
 
 
 class PriceSane(Rule[RuleConfig]):
@@ -28,12 +26,15 @@ class PriceSane(Rule[RuleConfig]):
         if not is_trade(req):
             return self.allow()
         a = RoleArgs.of(req)
-        if ArgRole.PATH in a:
-            hops = list(itertools.pairwise(list(a[ArgRole.PATH])))
-        elif ArgRole.TOKEN_IN in a and ArgRole.TOKEN_OUT in a:
-            hops = [(a[ArgRole.TOKEN_IN], a[ArgRole.TOKEN_OUT])]
+        try:
+            route = swap_route(a)
+        except RouteError as exc:
+            return self.refuse(f"{exc}, so the pools it trades through cannot be price-checked")
+        hops: list[tuple[str, str, int | None]]
+        if route is not None:
+            hops = route.hops
         elif ArgRole.TOKEN_A in a and ArgRole.TOKEN_B in a:
-            hops = [(a[ArgRole.TOKEN_A], a[ArgRole.TOKEN_B])]
+            hops = [(a[ArgRole.TOKEN_A], a[ArgRole.TOKEN_B], None)]
         else:
             return self.refuse(
                 undeclared(
@@ -45,10 +46,13 @@ class PriceSane(Rule[RuleConfig]):
             )
         if ctx.market is None:
             return self.refuse("no market snapshot, so no price can be checked")
-        for x, y in hops:
-            check = ctx.market.check_for(x, y)
+        for x, y, fee in hops:
+            # A hop with a fee tier (Uniswap V3) is its own pool: that pool's check, not
+            # another venue's pool of the same pair.
+            check = ctx.market.check_for(x, y, fee)
             if check is None:
-                return self.refuse(f"no price check for the pool {x}/{y}")
+                tier = f" at fee tier {fee}" if fee is not None else ""
+                return self.refuse(f"no price check for the pool {x}/{y}{tier}")
             if not check.ok:
                 return self.refuse(f"the {x[:8]}…/{y[:8]}… price is not sane: {check.reason}")
         return self.allow()

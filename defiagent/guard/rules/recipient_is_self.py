@@ -3,15 +3,16 @@ from __future__ import annotations
 from defiagent.allowlist.models import ConstraintKind
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
-from defiagent.guard.conventions import RECIPIENT_ARGS, addresses
+from defiagent.guard.conventions import RECIPIENT_ARGS, addresses, leaf
 
 
 class RecipientIsSelf(Rule[RuleConfig]):
     id = "recipient-is-self"
     title = "RecipientIsSelf"
     description = (
-        "every recipient argument (equals-self constraints, and any argument named like a "
-        "recipient: to, recipient, dst, onBehalfOf...) must be the agent's own address"
+        "every recipient argument (equals-self constraints, and any argument or struct field "
+        "named like a recipient: to, recipient, dst, onBehalfOf...) must be the agent's own "
+        "address"
     )
     threat = "a hijacked strategy swaps the agent's funds and sends the proceeds to the attacker"
     severity = Severity.CRITICAL
@@ -22,7 +23,9 @@ class RecipientIsSelf(Rule[RuleConfig]):
         constraints = req.function.constraints if req.function else []
         must_be_self = {c.arg for c in constraints if c.kind == ConstraintKind.EQUALS_SELF}
         pinned_otherwise = {c.arg for c in constraints if c.kind == ConstraintKind.EQUALS}
-        must_be_self |= {n for n in req.decoded.args if n in RECIPIENT_ARGS} - pinned_otherwise
+        # Struct fields by their own name too: `params.recipient` is a recipient.
+        named = {n for n in req.decoded.args if leaf(n) in RECIPIENT_ARGS}
+        must_be_self |= named - pinned_otherwise
         for name in sorted(must_be_self):
             if name not in req.decoded.args:
                 return self.refuse(

@@ -1,15 +1,39 @@
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from pydantic import Field
 
 from defiagent.allowlist.models import ArgRole
 from defiagent.decisions import Verdict
 from defiagent.guard.base import GuardContext, GuardRequest, Rule, RuleConfig, Severity, unreadable
-from defiagent.guard.conventions import RoleArgs, is_liquidity_change, is_trade, undeclared
-from defiagent.market import uniswap_v2_math as v2
+from defiagent.guard.conventions import (
+    RoleArgs,
+    RouteError,
+    is_liquidity_change,
+    is_trade,
+    swap_route,
+    undeclared,
+)
+from defiagent.guard.transfer_fees import declared_fees, quote_after_fees
+from defiagent.protocols import registry
+from defiagent.protocols.base import QuoteRequest
+from defiagent.protocols.uniswap_v2 import math as v2
 
 R = ArgRole
 CANNOT = "the slippage bound cannot be checked"
+
+
+def _scaled(amount: int, per_10k: float) -> Fraction:
+    """amount * per_10k / 10_000, exactly.
+
+    Token amounts exceed a float's 53 bits: in floats, a minimum a few thousand wei under
+    the bound could pass. A Fraction of the (float) setting is exact, so the bound is too.
+    Callers round it to whole units the way a strategy would (a floor rounded down, a
+    ceiling up): an amount in wei cannot sit on a fractional bound.
+    """
+    return Fraction(amount) * Fraction(per_10k) / 10_000
 
 
 class SlippageConfig(RuleConfig):
@@ -51,11 +75,11 @@ class SlippageBound(Rule[SlippageConfig]):
 
     def _swap(self, req: GuardRequest, ctx: GuardContext, a: RoleArgs, bps: float) -> Verdict:
         assert req.function is not None  # the call decoded, so its function was found
-        if R.PATH in a:
-            path = list(a[R.PATH])
-        elif R.TOKEN_IN in a and R.TOKEN_OUT in a:
-            path = [a[R.TOKEN_IN], a[R.TOKEN_OUT]]
-        else:
+        try:
+            route = swap_route(a)
+        except RouteError as exc:
+            return self.refuse(f"{exc}, so {CANNOT}")
+        if route is None:
             return self.refuse(undeclared(req, R.PATH, CANNOT, "token-in and token-out"))
         if R.MIN_OUT in a:
             if R.AMOUNT_IN in a:
@@ -68,24 +92,39 @@ class SlippageBound(Rule[SlippageConfig]):
             return self.refuse(undeclared(req, R.AMOUNT_OUT, CANNOT))
         if ctx.market is None:
             return self.refuse("no market snapshot to quote the swap against")
+        # The protocol that claims the function quotes it: Uniswap V2 from the snapshot's
+        # reserves, Uniswap V3 from QuoterV2's answer read on the fork before the guard.
+        quoter = registry.quoter_for(req.function)
         if R.MIN_OUT in a:
             min_out = a[R.MIN_OUT]
-            quoted = ctx.market.quote_out(path, amount_in) if amount_in else None
+            request = QuoteRequest(exact="in", path=route.tokens, amount=amount_in, fees=route.fees)
+            # Declared fee-on-transfer tokens on the path: what reaches the recipient.
+            taxed = declared_fees(ctx, route.tokens)
+            if taxed and amount_in:
+                quoted = quote_after_fees(
+                    quoter, ctx.market, route.tokens, route.fees, amount_in, taxed
+                )
+            else:
+                quoted = quoter.quote(request, ctx.market) if amount_in else None
             if quoted is None:
                 return self.refuse("the pools on the path cannot quote this swap")
-            floor = quoted * (10_000 - bps) / 10_000
+            floor = math.floor(_scaled(quoted, 10_000 - bps))
             if min_out < floor:
                 gap = (quoted - min_out) / max(quoted, 1) * 10_000
+                after = " after the declared transfer fees" if taxed else ""
                 return self.refuse(
                     f"min-out {min_out} is {gap:.0f} bps below the pool quote "
-                    f"{quoted} (limit {bps:.0f} bps)"
+                    f"{quoted}{after} (limit {bps:.0f} bps)"
                 )
             return self.allow()
         max_in = a[R.MAX_IN]
-        quoted = ctx.market.quote_in(path, a[R.AMOUNT_OUT]) if a[R.AMOUNT_OUT] else None
+        request = QuoteRequest(
+            exact="out", path=route.tokens, amount=a[R.AMOUNT_OUT], fees=route.fees
+        )
+        quoted = quoter.quote(request, ctx.market) if a[R.AMOUNT_OUT] else None
         if quoted is None:
             return self.refuse("the pools on the path cannot quote this swap")
-        ceiling = quoted * (10_000 + bps) / 10_000
+        ceiling = math.ceil(_scaled(quoted, 10_000 + bps))
         if max_in > ceiling:
             gap = (max_in - quoted) / quoted * 10_000
             return self.refuse(
@@ -122,7 +161,7 @@ class SlippageBound(Rule[SlippageConfig]):
             missing = R.AMOUNT_B_DESIRED if R.AMOUNT_A_DESIRED in a else R.AMOUNT_A_DESIRED
             return self.refuse(undeclared(req, missing, CANNOT, "liquidity"))
         for role, want in ((R.AMOUNT_A_MIN, want_a), (R.AMOUNT_B_MIN, want_b)):
-            if a[role] < want * (10_000 - bps) / 10_000:
+            if a[role] < math.floor(_scaled(want, 10_000 - bps)):
                 return self.refuse(
                     f"{a.name(role)} {a[role]} is more than {bps:.0f} bps below the expected {want}"
                 )

@@ -16,6 +16,7 @@ from defiagent.simulation.checks.gas_under_cap import GasUnderCap
 from defiagent.simulation.checks.nothing_else_leaves import NothingElseLeaves
 from defiagent.simulation.checks.requote_agrees import RequoteAgrees
 from defiagent.simulation.checks.round_trip_sellable import RoundTripConfig, RoundTripSellable
+from defiagent.simulation.checks.shares_as_previewed import SharesAsPreviewed
 from defiagent.simulation.checks.touched_allowlisted import TouchedAllowlisted
 from defiagent.simulation.checks.tx_succeeded import TxSucceeded
 from defiagent.simulation.models import SimulationOutcome
@@ -23,6 +24,7 @@ from defiagent.simulation.models import SimulationOutcome
 ALL_CHECKS: tuple[type[OutcomeCheck], ...] = (
     TxSucceeded,
     DeltasWithinIntent,
+    SharesAsPreviewed,
     NothingElseLeaves,
     ApprovalsWithinPlan,
     TouchedAllowlisted,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from defiagent.allowlist.models import ActiveAllowlist, Severity
 from defiagent.decisions import Verdict
@@ -21,6 +21,9 @@ class CheckContext(BaseModel):
     allowlist: ActiveAllowlist
     max_gas: int = 1_000_000  # gas-under-cap: refuse a call that would burn more than this
     tokens: dict[str, TokenMeta] = {}  # for amounts a person can read (Simulator.token_meta)
+    # shares-as-previewed: how far (bps) an ERC-4626 call's shares may fall short of (deposit)
+    # or exceed (withdraw) its vault's own preview on the fork ([simulation]).
+    share_tolerance_bps: int = Field(default=10, ge=0, le=10_000)
 
     def asset_name(self, asset: str | None) -> str:
         if asset is None or asset == ETH:

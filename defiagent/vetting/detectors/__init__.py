@@ -14,9 +14,23 @@ def __getattr__(name: str):
     # CUSTOM_DETECTORS imports Slither (~0.15 s): only the Slither worker and `vet
     # --list-checks` need the classes; the cache key below needs only their source.
     if name == "CUSTOM_DETECTORS":
+        from defiagent.vetting.detectors.signature_replay import SignatureReplay
+        from defiagent.vetting.detectors.spot_price_oracle import SpotPriceOracle
+        from defiagent.vetting.detectors.unchecked_arithmetic import UncheckedArithmetic
+        from defiagent.vetting.detectors.unlocked_implementation import UnlockedImplementation
         from defiagent.vetting.detectors.unprotected_auth_write import UnprotectedAuthWrite
+        from defiagent.vetting.detectors.unprotected_mint import UnprotectedMint
+        from defiagent.vetting.detectors.vault_share_inflation import VaultShareInflation
 
-        return [UnprotectedAuthWrite]
+        return [
+            UnprotectedAuthWrite,
+            SignatureReplay,
+            UnprotectedMint,
+            SpotPriceOracle,
+            VaultShareInflation,
+            UnlockedImplementation,
+            UncheckedArithmetic,
+        ]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,0 +1,1 @@
+"""Network policy shared by every outbound client (TLS)."""

@@ -1,0 +1,1 @@
+"""Protocol adapters: one folder per protocol, listed in `registry.py` (see `base.py`)."""

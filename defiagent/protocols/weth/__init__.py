@@ -1,0 +1,1 @@
+"""WETH9: wrapping and unwrapping the chain's native currency."""

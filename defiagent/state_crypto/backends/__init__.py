@@ -1,0 +1,2 @@
+"""Key-encryption backends: each wraps and unwraps a state dir's data keys, one module each,
+listed in `registry.BACKENDS`."""
