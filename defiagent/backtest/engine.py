@@ -611,6 +611,7 @@ class BacktestEngine:
             "references": [r.model_dump(mode="json") for r in market.references],
             "price_checks": [c.model_dump(mode="json") for c in market.price_checks],
             "numeraire": market.numeraire,
+            "swap_quotes": [q.model_dump(mode="json") for q in market.swap_quotes],
         }
         return Tick.model_construct(
             type="tick",

@@ -651,11 +651,10 @@ def test_sandbox_init_https_connect_with_urllib(make_proxy, tls_server, tls_cert
     ]
 
 
-@pytest.mark.parametrize("httpx", ["httpx", "httpx2"])
+@pytest.mark.parametrize("httpx", ["httpx2"])  # what the pinned openai client speaks through
 def test_sandbox_init_httpx_honours_proxy_env(
     make_proxy, server, other_server, tls_server, tls_cert, httpx
 ):
-    pytest.importorskip(httpx)  # httpx2: what the pinned openai client speaks through
     port, other, tls_port = port_of(server), port_of(other_server), port_of(tls_server)
     proxy, decisions = make_proxy([f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}"])
     code = f"""
