@@ -1,15 +1,18 @@
 """The agent demo, end to end on a local chain, with nothing mocked.
 
-anvil -> the real Uniswap V2, WETH9 and two OpenZeppelin tokens -> an allowlist built and
+anvil -> what `devnet up` deploys (WETH9, two OpenZeppelin tokens, the real Uniswap V2 and
+V3 and an OpenZeppelin ERC-4626 vault, from their npm bytecode) -> an allowlist built and
 signed on the spot -> a throwaway encrypted keystore for the agent (password generated in
-memory, never written) funded from anvil's dev account -> both strategies pinned by a
-throwaway operator key and started in their own bubblewrap sandboxes -> the mean-reversion
-strategy trading for N ticks while other traders move the pool, every transaction
-simulated on a fork and checked before it is signed -> a rogue strategy whose every
-request on tick 2 is refused with its reason, and which from tick 3 tries to escape its
-sandbox (read the keystore and state, reach the RPC, write the kill switch, signal the
-agent, exhaust memory, loop forever, print garbage): each attempt blocked, checked from
-outside -> the audit log verified at the end.
+memory, never written) funded from anvil's dev account -> the strategies pinned by a
+throwaway operator key and started in their own bubblewrap sandboxes -> mean reversion on
+the V2 pair and on a V3 pool, and a treasury parking idle Demo USD in the vault, for N
+ticks while other traders move the pools; every transaction simulated on a fork and
+checked before it is signed, then sent to a private relay (the local relay emulator),
+never to the public mempool -> a rogue strategy whose every request on tick 2 is refused
+with its reason, and which from tick 3 tries to escape its sandbox (read the keystore and
+state, reach the RPC, write the kill switch, signal the agent, exhaust memory, loop
+forever, print garbage): each attempt blocked, checked from outside -> the audit log
+verified at the end.
 """
 
 from __future__ import annotations
@@ -26,23 +29,28 @@ from eth_typing import ChecksumAddress
 from pydantic import BaseModel, ConfigDict
 from web3 import Web3
 
-from defiagent.agent.demo_allowlist import build_demo_allowlist
+from defiagent.agent.demo_allowlist import review_contracts, write_trust_roots
 from defiagent.agent.demo_inbox import WebhookInbox
 from defiagent.agent.demo_signers import demo_signer
-from defiagent.agent.devnet import UNIT, DemoMarket, MarketNoise, deploy_market, fund
+from defiagent.agent.devnet import UNIT, DemoMarket, MarketNoise, fund
 from defiagent.agent.reports import TickReport
 from defiagent.agent.runtime import AgentRuntime
+from defiagent.broadcast.demo import RelayUse, demo_relay, relay_use, with_private_broadcast
 from defiagent.chain.anvil import Anvil, free_port
 from defiagent.config import AgentConfig, parse_config
+from defiagent.devnet.deploy import Deployed, deploy_all
 from defiagent.errors import ConfigError
+from defiagent.guard.rules.intent_kind_allowed import DEFAULT_KINDS
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
 from defiagent.monitoring.kill_switch import FILENAME as KILL_SWITCH_FILE
+from defiagent.protocols.uniswap_v3.devnet_traders import V3Noise
 from defiagent.secrets.agent import references_in
 from defiagent.secrets.demo import demo_vault, vault_keystore, with_vault_secrets
 from defiagent.strategy.builtin.rogue import ESCAPES
 from defiagent.strategy.pins import pin_strategies, write_pins
 
 ROGUE_TICK = 2
+V3_FEE = 3000  # the V3 DUSD/DTKN pool the demo trades
 ESCAPE_TICK = ROGUE_TICK + 1
 NOT_TRIED = "no attempt recorded"
 
@@ -84,12 +92,24 @@ class DemoResult(BaseModel):
     forged: list[Any] = []  # --safe: defiagent.safe.demo.ForgedCall, sent with the agent's key
     # --signer remote: defiagent.signing.remote.demo.ForgedRequest, sent past the agent
     signer_forged: list[Any] = []
+    relay: RelayUse | None = None  # the private relay every transaction went through
+    left_out: dict[str, str] = {}  # protocol deployed but not allowlisted -> why
 
 
 def demo_config(
-    market: DemoMarket, *, rpc_url: str, workdir: Path, signer_table: dict
+    market: DemoMarket,
+    *,
+    rpc_url: str,
+    workdir: Path,
+    signer_table: dict,
+    protocols: dict[str, Any] | None = None,
 ) -> AgentConfig:
+    """The demo's agent.toml; `protocols` is the deployment's [protocols] (V2 and WETH
+    alone when not given)."""
     d = market.dex
+    protocols = dict(protocols or {"router": d.router, "weth": d.weth, "factory": d.factory})
+    if "uniswap-v3" in protocols:  # the devnet's pools are seconds old, not months
+        protocols["uniswap-v3"] = protocols["uniswap-v3"] | {"twap_window_seconds": 10}
     return parse_config(
         {
             "rpc_url": rpc_url,
@@ -97,7 +117,7 @@ def demo_config(
             "allowlist_dir": str(workdir / "allowlist"),
             "state_dir": str(workdir / "state"),
             "tick_seconds": 0.1,
-            "protocols": {"router": d.router, "weth": d.weth, "factory": d.factory},
+            "protocols": protocols,
             "market": {
                 "numeraire": d.token_a,
                 "twap_min_window_seconds": 10,
@@ -108,6 +128,9 @@ def demo_config(
                 "window_value_cap": {"max_value": 50_000, "window_seconds": 86_400},
                 "rate_limit": {"max_intents": 10, "window_seconds": 60},
                 "slippage": {"max_slippage_bps": 100},
+                "intent_kinds": {
+                    "allowed_kinds": [*DEFAULT_KINDS, "vault-deposit", "vault-withdraw"]
+                },
             },
             "risk": {"max_daily_loss": {"max_loss_pct": 5}},
             # How a real deployment would name the key; the demo hands the signer over directly.
@@ -117,15 +140,40 @@ def demo_config(
     )
 
 
-def _balances(w3: Web3, market: DemoMarket, who: str) -> dict[str, float]:
+def _balances(w3: Web3, market: DemoMarket, who: str, vault: str | None = None) -> dict[str, float]:
     from defiagent.market.reader import ChainReader
 
     reader = ChainReader(w3)
-    return {
+    held = {
         "ETH": w3.eth.get_balance(cast(ChecksumAddress, who)) / UNIT,  # web3 checks it
         "DUSD": reader.balance_of(market.dusd, who) / UNIT,
         "DTKN": reader.balance_of(market.dtkn, who) / UNIT,
     }
+    if vault is not None:
+        held["vault shares"] = reader.balance_of(vault, who) / UNIT
+    return held
+
+
+def _deploy(w3: Web3, emit: Callable[[str, Any], None]) -> Deployed:
+    """What `devnet up` deploys, each protocol from the registry."""
+    emit("stage", "deploying WETH9, two ERC-20 tokens, Uniswap V2 and V3 and an ERC-4626 vault")
+    return deploy_all(w3, on_step=lambda text: emit("stage", text))
+
+
+def _v3_pool(deployed: Deployed, fee: int) -> dict[str, Any] | None:
+    """The V3 DUSD/DTKN pool of fee tier `fee` the demo trades, if V3 was allowlisted."""
+    if "uniswap-v3" in deployed.left_out or "uniswap-v3" not in deployed.deployments:
+        return None
+    pair = {deployed.market.dusd, deployed.market.dtkn}
+    pools = deployed.deployments["uniswap-v3"].extra.get("pools", [])
+    return next((p for p in pools if p["fee"] == fee and {p["token0"], p["token1"]} == pair), None)
+
+
+def _vault(deployed: Deployed) -> str | None:
+    d = deployed.deployments.get("erc4626")
+    if d is None or "erc4626" in deployed.left_out:
+        return None
+    return str(d.extra["vault"])
 
 
 def run_demo(
@@ -147,9 +195,21 @@ def run_demo(
     with ExitStack() as stack:
         node = stack.enter_context(Anvil(log_dir=workdir / "anvil"))
         w3 = Web3(Web3.HTTPProvider(node.url))
-        emit("stage", "deploying Uniswap V2, WETH9 and two ERC-20 tokens")
-        market = deploy_market(w3)
+        deployed = _deploy(w3, emit)
+        market, vault_address = deployed.market, _vault(deployed)
+        v3_pool = _v3_pool(deployed, V3_FEE)
         noise = MarketNoise(w3, market)
+        v3_noise = (
+            V3Noise(
+                w3,
+                deployed.deployments["uniswap-v3"].extra | {"pools": [v3_pool]},
+                deployed.deployments["erc20"].extra,
+                min_pct=0.5,
+                max_pct=1.5,
+            )
+            if v3_pool is not None
+            else None
+        )
 
         emit("stage", f"opening the agent's signer ({signer_backend})")
         vault = None
@@ -162,9 +222,7 @@ def run_demo(
         fund(w3, market, signer.address, eth=10 * UNIT, dusd=50_000 * UNIT, dtkn=100_000 * UNIT)
 
         emit("stage", "vetting the contracts, two reviewers approving them")
-        allowlist = build_demo_allowlist(
-            w3, market, workdir / "allowlist", on_step=lambda text: emit("stage", text)
-        )
+        allowlist = _review(w3, deployed, workdir / "allowlist", emit)
         if signer_backend == "remote":  # the signer process needs the signed allowlist
             emit("stage", "starting the signer process (its own key, allowlist and limits)")
             stack.enter_context(
@@ -176,7 +234,13 @@ def run_demo(
                 )
             )
 
-        cfg = demo_config(market, rpc_url=node.url, workdir=workdir, signer_table=signer_table)
+        cfg = demo_config(
+            market,
+            rpc_url=node.url,
+            workdir=workdir,
+            signer_table=signer_table,
+            protocols=deployed.protocols,
+        )
         holder = signer.address  # whose balances the demo shows: the Safe with --safe
         safe_dep = None
         if safe:
@@ -200,12 +264,24 @@ def run_demo(
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         # Both strategies in their sandboxes, pinned by a throwaway operator key.
         operator = _operator_key(workdir)
-        cfg = _with_strategies(cfg, market, signer_table, workdir, node.url, operator.address)
+        cfg = _with_strategies(
+            cfg,
+            market,
+            signer_table,
+            workdir,
+            node.url,
+            operator.address,
+            v3_pool=v3_pool,
+            vault=vault_address,
+        )
         if vault is not None:
             cfg = with_vault_secrets(cfg, vault, rpc_url=node.url, webhook_url=inbox.url)
+        # Every transaction goes to a private relay (the local emulator in front of anvil).
+        relay = stack.enter_context(demo_relay(node.url))
+        cfg = with_private_broadcast(cfg, relay.url)
         write_pins(cfg.pins_file, pin_strategies(cfg, operator))
         kill_switch_file = cfg.state_dir / KILL_SWITCH_FILE
-        start = _balances(w3, market, holder)
+        start = _balances(w3, market, holder, vault_address)
         emit("stage", "starting the agent, each strategy in its own sandbox")
         reports: list[TickReport] = []
         moves: list[str] = []
@@ -217,10 +293,13 @@ def run_demo(
             switch_before = _read(kill_switch_file)
             for _ in range(ticks):
                 moves.append(noise.step())
+                if v3_noise is not None:
+                    moves.append(f"V3: {v3_noise.step()}")
                 report = runtime.agent.tick()
                 reports.append(report)
                 emit("tick", report)
             runtime.alerts.flush(10)
+            relayed = relay_use(relay, runtime.audit_path)
             scraped = _scrape(metrics_url)
             pins = dict(runtime.pins)
             escapes = _escape_checks(
@@ -240,20 +319,13 @@ def run_demo(
         if signer_backend == "remote":
             emit("stage", "a compromised agent forges transactions straight to the signer socket")
             signer_forged = signer.forge(w3, market)
-        end = _balances(w3, market, holder)
-        d = market.dex
+        end = _balances(w3, market, holder, vault_address)
         return DemoResult(
             workdir=str(workdir),
-            chain_id=d.chain_id,
+            chain_id=market.dex.chain_id,
             agent=signer.address,
             contracts={
-                "router": d.router,
-                "factory": d.factory,
-                "weth": d.weth,
-                "DUSD": d.token_a,
-                "DTKN": d.token_b,
-                "DUSD/DTKN pair": d.pair,
-                "WETH/DUSD pair": market.weth_pair,
+                c.name: c.address for d in deployed.deployments.values() for c in d.contracts
             },
             allowlist={a: e.name for a, e in allowlist.entries.items()},
             explain=runtime.explanations,
@@ -276,7 +348,26 @@ def run_demo(
                 else {}
             ),
             forged=forged,
+            relay=relayed,
+            left_out=deployed.left_out,
         )
+
+
+def _review(w3: Web3, deployed: Deployed, root: Path, emit: Callable[[str, Any], None]):
+    """Every deployed contract through the real review workflow, as `devnet up` does."""
+    from eth_account import Account
+
+    reviewers, auditor = [Account.create(), Account.create()], Account.create()
+    write_trust_roots(root, reviewers, auditor)
+    return review_contracts(
+        w3,
+        root,
+        deployed.contracts,
+        deployed.market.dex.chain_id,
+        reviewers,
+        auditor,
+        on_step=lambda text: emit("stage", text),
+    )
 
 
 def _operator_key(workdir: Path) -> Any:
@@ -300,10 +391,13 @@ def _with_strategies(
     workdir: Path,
     rpc_url: str,
     operator: str,
+    *,
+    v3_pool: dict[str, Any] | None = None,
+    vault: str | None = None,
 ) -> AgentConfig:
-    """The demo's two strategies as `[[strategies]]` tables, as agent.toml would have them."""
+    """The demo's strategies as `[[strategies]]` tables, as agent.toml would have them."""
     state = cfg.state_dir
-    honest = {
+    honest: dict[str, Any] = {
         "name": "mean-reversion",
         "builtin": "mean-reversion",
         "params": {
@@ -341,7 +435,27 @@ def _with_strategies(
     }
     data = cfg.model_dump(mode="json")
     data.pop("strategy", None)
-    data["strategies"] = [honest, rogue]
+    others: list[dict[str, Any]] = []
+    if v3_pool is not None:  # the same strategy on the V3 pool of that fee tier
+        params = honest["params"] | {"fee": v3_pool["fee"], "slippage_bps": 80}
+        others.append(honest | {"name": "mean-reversion-v3", "params": params})
+    if vault is not None:
+        others.append(
+            {
+                "name": "treasury",
+                "builtin": "treasury",
+                "params": {
+                    "asset": market.dusd,
+                    "vault": vault,
+                    "reserve": str(47_000 * UNIT),
+                    "band": str(500 * UNIT),
+                    "max_move": str(900 * UNIT),  # under the approval cap (1,000)
+                    "min_share_price": 0.9,
+                    "max_share_price": 1.1,
+                },
+            }
+        )
+    data["strategies"] = [honest, *others, rogue]
     data["pins_file"] = str(workdir / "strategy-pins.json")
     data["pin_signers"] = [operator]
     return parse_config(data, source="the demo config")

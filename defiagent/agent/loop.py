@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,9 @@ class AgentParts:
     # [safe]: a defiagent.safe.batch.SafeExecution. `agent` is then the Safe (it holds the
     # funds); each guarded plan goes out as one transaction of the agent's key to the guard.
     safe: Any = None
+    # Prices of what the protocols issue (vault shares), from the tick's token prices and
+    # the chain at its block; None when no protocol issues any.
+    token_prices: Callable[[int, Mapping[str, float]], Mapping[str, float]] | None = None
 
 
 class Agent:
@@ -429,6 +432,8 @@ class Agent:
         if p.quorum is not None:  # a lying primary is outvoted before anything is planned
             p.quorum.check(p.rpc, market.block_number, codehashes, market.pools)
         prices = numeraire_prices(market, weth=p.weth)
+        if p.token_prices is not None:
+            prices.update(p.token_prices(market.block_number, prices))
         now = p.clock()
         value, risk = self.history.observe(now, market, portfolio, prices)
         ctx = GuardContext(

@@ -9,7 +9,7 @@ start. Each rule explains itself in the audit log and on the console at start.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,9 @@ class AgentRuntime:
             for e in allowlist.entries.values()
             if e.role in (Role.TOKEN, Role.WRAPPED_NATIVE) and not e.revoked
         ]
+        # What the protocols issue to the agent (a vault's shares) is held and valued too.
+        issued = [t for p in registry.PROTOCOLS for t in p.tokens(addresses)]
+        tokens = list(dict.fromkeys([*tokens, *issued]))
         limits = PriceSanityLimits(
             max_deviation_bps=cfg.market.max_deviation_bps,
             max_reference_age_seconds=cfg.market.max_reference_age_seconds,
@@ -244,6 +247,15 @@ class AgentRuntime:
                     w3, addresses, known, block=block, now=now, limits=limits
                 )
             ]
+
+        def protocol_prices(block: int, prices: Mapping[str, float]) -> dict[str, float]:
+            return {
+                token: price
+                for protocol in registry.PROTOCOLS
+                for token, price in protocol.token_prices(
+                    w3, addresses, prices, block=block
+                ).items()
+            }
 
         observer = MarketObserver(
             w3,
@@ -314,6 +326,7 @@ class AgentRuntime:
                 round_trip=cfg.guard.honeypot,
                 requote_max_bps=cfg.guard.slippage.max_slippage_bps,
                 safe=safe_execution,
+                token_prices=protocol_prices if issued else None,
             )
         )
         self.explanations = [

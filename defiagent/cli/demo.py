@@ -1,12 +1,14 @@
-"""`defiagent demo`: the agent, end to end, on a local chain with the real Uniswap V2.
+"""`defiagent demo`: the agent, end to end, on a local chain with real DeFi bytecode.
 
-Deploys Uniswap V2, WETH9 and two ERC-20s on anvil, vets and approves them into an
-allowlist (two throwaway reviewers), funds a throwaway encrypted keystore, then runs the
-mean-reversion strategy for N ticks while other traders move the pool, with a rogue
-strategy on tick 2. Each strategy runs in its own sandbox, pinned by the operator. Every
-transaction is simulated on a fork and checked before it is signed; every rogue request
-is refused with its reason, and from tick 3 every attempt of the rogue to escape its
-sandbox is shown blocked. See defiagent/agent/demo.py.
+Deploys what `devnet up` does on anvil (WETH9, two ERC-20s, Uniswap V2 and V3, an ERC-4626
+vault), vets and approves them into an allowlist (two throwaway reviewers), funds a
+throwaway encrypted keystore, then runs mean reversion on the V2 pair and a V3 pool and a
+treasury that parks idle funds in the vault for N ticks while other traders move the
+pools, every transaction sent through a private relay, with a rogue strategy on tick 2.
+Each strategy runs in its own sandbox, pinned by the operator. Every transaction is
+simulated on a fork and checked before it is signed; every rogue request is refused with
+its reason, and from tick 3 every attempt of the rogue to escape its sandbox is shown
+blocked. See defiagent/agent/demo.py.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ def demo(
         "forged_executed": sum(1 for f in result.forged if f.executed),
         "signer_forged": len(result.signer_forged),
         "signer_forged_signed": sum(1 for f in result.signer_forged if not f.refused),
+        "private_submissions": result.relay.private_submissions if result.relay else 0,
+        "public_sends": result.relay.public_sends if result.relay else 0,
     }
     doc = {"ok": True, "summary": summary, **result.model_dump(mode="json")}
 
@@ -140,6 +144,16 @@ def demo(
                 verdict = "[green]refused[/]" if f.refused else "[red]SIGNED[/]"
                 refused.add_row(escape(f.attempt), verdict, escape(f"{f.rule}: {f.reason}"))
             console.print(refused)
+        if result.relay is not None:
+            r = result.relay
+            console.print(
+                f"private relay {r.relay}: received {r.private_submissions} private "
+                f"transactions and {r.bundles} bundles, included {r.included}, expired "
+                f"{r.expired}; sent to the public mempool: {r.public_sends}",
+                highlight=False,
+            )
+        for protocol, why in result.left_out.items():
+            console.print(f"not allowlisted: {escape(protocol)}: {escape(why)}", highlight=False)
         console.print(
             "strategy pins (code and params, signed by the operator): "
             + ", ".join(f"{k} {v}" for k, v in result.pins.items()),
@@ -181,5 +195,6 @@ def demo(
         or (safe and len(result.forged) == 0)
         or summary["signer_forged_signed"]
         or (signer == "remote" and not result.signer_forged)
+        or summary["public_sends"]
     ):
         raise Refused("the demo's guarantees did not hold (see above)")

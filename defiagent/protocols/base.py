@@ -270,6 +270,24 @@ class ProtocolAdapter(ABC):
         check of a pool with fee tiers carries its `fee`. Most protocols have none."""
         return ()
 
+    def tokens(self, addresses: ProtocolAddresses) -> Sequence[str]:
+        """ERC-20 tokens it issues to the agent (a vault's shares): the observer reads them as
+        holdings, so the portfolio, its value and the position limits see them."""
+        return ()
+
+    def token_prices(
+        self,
+        w3: Web3,
+        addresses: ProtocolAddresses,
+        prices: Mapping[str, float],
+        *,
+        block: int,
+    ) -> Mapping[str, float]:
+        """Numeraire per smallest unit of each of its `tokens`, derived from `prices` (the
+        tick's sane prices of plain tokens) and read at `block`. A token it cannot price is
+        left out, and whatever must value it refuses."""
+        return {}
+
     def read_pool(self, reader: ChainReader, address: str) -> PoolState | None:
         """The state of one of its pools at the reader's block; None if it has no pools."""
         return None

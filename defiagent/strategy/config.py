@@ -26,6 +26,7 @@ BUILTINS: dict[str, str] = {
     "rogue": "rogue.py",
     "llm": "llm.py",
     "model-classifier": "model_classifier.py",  # trained by `defiagent strategy train`
+    "treasury": "treasury.py",  # idle funds parked in an ERC-4626 vault
 }
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[^/\s]+/[^\s]+)$")

@@ -68,9 +68,6 @@ class Erc4626(ProtocolAdapter):
         # approves only when the allowance is short.
         return [v.address for v in self.vaults(addresses).vaults]
 
-    # Not hooks of ProtocolAdapter (yet): what the agent needs to value vault shares. The
-    # observer should read `tokens` as holdings, and the loop add `token_prices` to the
-    # numeraire prices of each tick; without them, limits that value shares refuse.
     def tokens(self, addresses: ProtocolAddresses) -> Sequence[str]:
         """The tokens this protocol issues to the agent: each vault's shares."""
         return [v.address for v in self.vaults(addresses).vaults]

@@ -1,9 +1,14 @@
-"""Mean reversion on one Uniswap V2 pool: fade moves away from the recent average price.
+"""Mean reversion on one pool: fade moves away from the recent average price.
 
 When the pool's spot price of `base` (in `quote`) is `threshold_bps` above its moving
 average, sell `base`; that far below, buy it. Trades are sized in `quote` and capped by
 the balance; min-out is the pool quote minus `slippage_bps`. It stays idle while the
 market snapshot says the pool's price disagrees with its reference.
+
+The pool is the Uniswap V2 pair of the two tokens, or with `fee` set the Uniswap V3 pool
+of that fee tier: its spot is the one its price check read (slot0, checked against the
+pool's own TWAP), and its quote is that spot less the pool fee (the agent then reads
+QuoterV2 on a fork before anything is signed, and refuses a min-out the pool cannot pay).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections import deque
 
 from pydantic import Field
 
-from defiagent.market.models import MarketSnapshot, PortfolioSnapshot
+from defiagent.market.models import MarketSnapshot, PortfolioSnapshot, PriceCheck
 from defiagent.strategy.intents import Intent, SwapExactIn
 from defiagent.strategy.sdk import Strategy, StrategyParams, run
 from defiagent.types import Address, Wei
@@ -26,6 +31,8 @@ class MeanReversionParams(StrategyParams):
     trade_size_quote: Wei  # how much quote each trade is worth, in quote's smallest unit
     slippage_bps: float = Field(default=50, ge=0, le=1000)
     deadline_seconds: int = Field(default=300, gt=0, le=3600)
+    # A Uniswap V3 fee tier (500 = 0.05%): trade on that V3 pool instead of the V2 pair.
+    fee: int | None = Field(default=None, gt=0, lt=1_000_000)
 
 
 class MeanReversion(Strategy):
@@ -38,22 +45,23 @@ class MeanReversion(Strategy):
 
     def describe(self) -> str:
         p = self.p
+        pool = "the V2 pair" if p.fee is None else f"the V3 pool of fee {p.fee}"
         return (
-            f"mean-reversion: trade {p.base} against {p.quote} when spot moves "
+            f"mean-reversion on {pool}: trade {p.base} against {p.quote} when spot moves "
             f"{p.threshold_bps:.0f} bps from its {p.window}-tick average, "
             f"min-out = quote - {p.slippage_bps:.0f} bps"
         )
 
     def propose(self, market: MarketSnapshot, portfolio: PortfolioSnapshot) -> list[Intent]:
         p = self.p
-        spot = market.spot_price(p.base, p.quote)
+        check = market.check_for(p.base, p.quote, p.fee)
+        spot = self._spot(market, check)
         if spot is None:
             return []
         average = sum(self.history) / len(self.history) if self.history else None
         self.history.append(spot)
         if average is None or len(self.history) < 2:
             return []
-        check = market.check_for(p.base, p.quote)
         if check is None or not check.ok:
             return []  # a well-behaved strategy does not trade on a price it cannot trust
         move_bps = (spot - average) / average * 10_000
@@ -74,7 +82,13 @@ class MeanReversion(Strategy):
         amount_in = min(amount_in, portfolio.balance(token_in))
         if amount_in <= 0:
             return []
-        quoted = market.quote_out([token_in, token_out], amount_in)
+        if p.fee is None:
+            quoted = market.quote_out([token_in, token_out], amount_in)
+        else:  # spot less the pool's fee; the slippage allowance covers the price impact
+            whole_in = amount_in / 10 ** market.tokens[token_in].decimals
+            whole_out = whole_in * spot if token_in == p.base else whole_in / spot
+            out_decimals = market.tokens[token_out].decimals
+            quoted = int(whole_out * (1 - p.fee / 1_000_000) * 10**out_decimals)
         if not quoted:
             return []
         min_out = quoted * int(10_000 - p.slippage_bps) // 10_000
@@ -86,8 +100,19 @@ class MeanReversion(Strategy):
                 min_amount_out=min_out,
                 reason=why,
                 deadline_seconds=p.deadline_seconds,
+                venue="uniswap-v2" if p.fee is None else "uniswap-v3",
+                fees=None if p.fee is None else [p.fee],
             )
         ]
+
+    def _spot(self, market: MarketSnapshot, check: PriceCheck | None) -> float | None:
+        """Whole `quote` per whole `base`: the V2 pair's reserves, or the V3 pool's check."""
+        p = self.p
+        if p.fee is None:
+            return market.spot_price(p.base, p.quote)
+        if check is None or not check.spot:
+            return None
+        return check.spot if check.base == p.base else 1 / check.spot
 
 
 if __name__ == "__main__":
