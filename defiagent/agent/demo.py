@@ -358,7 +358,8 @@ def _review(w3: Web3, deployed: Deployed, root: Path, emit: Callable[[str, Any],
     from eth_account import Account
 
     reviewers, auditor = [Account.create(), Account.create()], Account.create()
-    write_trust_roots(root, reviewers, auditor)
+    bytecode_only = any(sources is None for _, _, _, sources, _ in deployed.contracts)
+    write_trust_roots(root, reviewers, auditor, bytecode_only=bytecode_only)
     return review_contracts(
         w3,
         root,

@@ -57,14 +57,27 @@ GENERIC_REASON = "demo triage: reviewed against the audited upstream source; ben
 
 def scoped(address: str, name: str, protocol: str, kind: str) -> Contract:
     """A contract to review as the registry's scope `kind` of `protocol` has it: its role,
-    the functions the agent may call, and the npm sources behind its devnet bytecode."""
+    the functions the agent may call, and the npm sources behind its devnet bytecode (None
+    for a scope whose package ships no sources: it is reviewed on its bytecode alone)."""
     scope = registry.scope(protocol, kind)
-    if scope.npm_source is None:
+    if scope.npm_source is not None:
+        sources: SourceBundle | None = npm_sources(scope.npm_source)
+    elif scope.no_sources is not None:
+        sources = None
+    else:
         raise ValueError(f"{protocol} {kind} names no npm sources to review")
-    return (address, name, scope.role, npm_sources(scope.npm_source), list(scope.functions))
+    return (address, name, scope.role, sources, list(scope.functions))
 
 
-def write_trust_roots(root: Path, reviewers: list, auditor) -> None:
+# Mythril's budget per contract reviewed on bytecode alone, on a devnet or in the demo.
+BYTECODE_MYTHRIL_SECONDS = 10
+
+
+def write_trust_roots(
+    root: Path, reviewers: list, auditor, *, bytecode_only: bool = False
+) -> None:
+    """reviewers.toml and policy.toml; `bytecode_only` lets contracts whose sources are not
+    published be reviewed on their bytecode (Mythril instead of Slither)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "reviewers.toml").write_text(
         tomli_w.dumps(
@@ -77,16 +90,16 @@ def write_trust_roots(root: Path, reviewers: list, auditor) -> None:
             }
         )
     )
-    (root / "policy.toml").write_text(
-        tomli_w.dumps(
-            {
-                "audits": {
-                    "trusted_auditors": [{"name": "Demo Audits", "address": auditor.address}],
-                    "require_auditor_signature": True,
-                }
-            }
-        )
-    )
+    policy: dict = {
+        "audits": {
+            "trusted_auditors": [{"name": "Demo Audits", "address": auditor.address}],
+            "require_auditor_signature": True,
+        }
+    }
+    if bytecode_only:
+        policy["sources"] = {"when_missing": "bytecode-only"}
+        policy["mythril"] = {"execution_timeout": BYTECODE_MYTHRIL_SECONDS}
+    (root / "policy.toml").write_text(tomli_w.dumps(policy))
 
 
 def _audit(root: Path, auditor, name: str, chain_id: int, address: str, codehash: str):
@@ -107,8 +120,9 @@ def _audit(root: Path, auditor, name: str, chain_id: int, address: str, codehash
     return sign_audit(record, auditor)
 
 
-# (address, name, role, sources, allowed functions) of one contract to review.
-Contract = tuple[str, str, Role, SourceBundle, list]
+# (address, name, role, sources, allowed functions) of one contract to review; sources None:
+# on its bytecode alone.
+Contract = tuple[str, str, Role, SourceBundle | None, list]
 
 
 def market_contracts(market: DemoMarket) -> list[Contract]:
@@ -160,7 +174,7 @@ def review_contracts(
     """Each contract through the real workflow (audit, propose, triage, M-of-N approve)."""
     step = on_step or (lambda text: None)
     for address, name, role, sources, functions in contracts:
-        step(f"vetting {name}")
+        step(f"vetting {name}" + (" (bytecode only: Mythril)" if sources is None else ""))
         # cast: an Address is checksummed by its validator
         code = w3.eth.get_code(cast(ChecksumAddress, address))
         codehash = "0x" + Web3.keccak(code).hex().removeprefix("0x")

@@ -251,6 +251,8 @@ def status(
             console.print("  " + line, markup=False)
         for p in report.problems:
             console.print(f"[red]OUT OF SYNC[/red] {p}")
+        for line in report.left_out:
+            console.print(f"not enforceable on chain, so refused to the Safe: {line}", markup=False)
         if report.in_sync:
             console.print(f"[green]in sync[/green] with the allowlist ({report.want_config_hash})")
 

@@ -73,14 +73,22 @@ def _unvettable(protocol: str, d: DevnetDeployment) -> str | None:
     """Why a deployment's contracts cannot go through the review workflow, or None.
 
     Review compiles the published sources and binds them to the deployed code; a scope
-    that names no sources cannot be reviewed, and an entry that was not reviewed is never
-    written. So that protocol stays off the allowlist, and out of agent.toml, where the
-    agent would refuse to start on a contract it does not list.
+    whose package ships no sources (`no_sources`) is reviewed on its bytecode alone. A
+    scope that says neither cannot be reviewed, and an entry that was not reviewed is
+    never written. So that protocol stays off the allowlist, and out of agent.toml, where
+    the agent would refuse to start on a contract it does not list.
     """
     adapter = registry.by_name(protocol)
     if adapter is None:
         return "not a registered protocol"
-    missing = sorted({c.scope for c in d.contracts if adapter.scope(c.scope).npm_source is None})
+    missing = sorted(
+        {
+            c.scope
+            for c in d.contracts
+            if adapter.scope(c.scope).npm_source is None
+            and adapter.scope(c.scope).no_sources is None
+        }
+    )
     if missing:
         scopes = f"{', '.join(missing)} scope" + ("s name" if len(missing) > 1 else " names")
         return f"its {scopes} no sources to vet (npm_source)"

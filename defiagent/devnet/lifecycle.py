@@ -207,7 +207,8 @@ def _populate(state: DevnetState, say: Say) -> UpResult:
     say("vetting the contracts, two reviewers approving them (Slither; cached after the first)")
     root = out / "contracts_allowlist"
     reviewers = [keys.accounts["reviewer-1"], keys.accounts["reviewer-2"]]
-    write_trust_roots(root, reviewers, keys.accounts["auditor"])
+    bytecode_only = any(sources is None for _, _, _, sources, _ in deployed.contracts)
+    write_trust_roots(root, reviewers, keys.accounts["auditor"], bytecode_only=bytecode_only)
     allowlist = review_contracts(
         w3,
         root,

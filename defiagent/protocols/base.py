@@ -120,12 +120,16 @@ class ContractScope:
     allowlist role its entries get; `functions` are what a reviewer approves, with the
     argument roles the slippage, price, deadline and recipient rules read; `npm_source`
     names the source bundle (`defiagent.vetting.npm_sources`) behind the devnet bytecode.
+    `no_sources` says why a scope has none (its npm package ships the bytecode without
+    the contract's sources): a devnet then reviews it on bytecode alone, under a policy
+    that allows it (`[sources] when_missing = "bytecode-only"`).
     """
 
     kind: str
     role: Role
     functions: tuple[AllowedFunction, ...]
     npm_source: str | None = None
+    no_sources: str | None = None
 
 
 class QuoteRequest(BaseModel):

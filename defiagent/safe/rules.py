@@ -9,9 +9,11 @@ become conditions on head words of the calldata, the same ones the off-chain gua
     max-amount           -> at-most             (a uint argument, inclusive cap)
     equals               -> equals
 
-A constraint that cannot be expressed on chain (an argument after a static tuple or a
-fixed array, whose head position is not one word per argument) is an error: the rule set
-is never silently looser than the allowlist.
+Fields of a static struct are head words too, in order (Uniswap V3's exactInputSingle
+`params.recipient`). A function with a constraint that cannot be expressed on chain (a
+field of a dynamic struct, an argument after a fixed array) gets no rule at all, so the
+guard refuses every call to it, and is listed in `left_out`: the rule set is never looser
+than the allowlist.
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from enum import IntEnum
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.grammar import parse as abi_type
 from eth_utils import keccak, to_checksum_address
 from pydantic import BaseModel, ConfigDict
 
-from defiagent.allowlist.functions import parse_signature
+from defiagent.abi_signature import Param, parse_signature
 from defiagent.allowlist.models import ActiveAllowlist, ConstraintKind, Role
-from defiagent.errors import ConfigError
 from defiagent.types import Address
 
 CONFIG_ABI = "(address[],bytes32[],(address,bytes4,bool)[],(uint32,uint8,uint16,uint256)[],address[],address[],address,bytes32)"
@@ -72,6 +74,8 @@ class GuardConfig(BaseModel):
     tokens: tuple[Address, ...]
     multi_send: Address
     multi_send_codehash: str
+    # Allowlisted functions the guard cannot check, so it refuses them (not on chain).
+    left_out: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         targets = sorted(self.pins)
@@ -129,16 +133,39 @@ class GuardConfig(BaseModel):
 
 
 def _head_words(signature: str) -> dict[str, tuple[int, str]]:
-    """Argument name -> (head word index, type), for the arguments one word each."""
-    _, params = parse_signature(signature)
+    """Argument name -> (head word index, type), for the arguments one word each; fields of
+    a static struct by their dotted names ("params.recipient")."""
     out: dict[str, tuple[int, str]] = {}
-    for word, (typ, name) in enumerate(params):
-        if typ.startswith("(") or (typ.endswith("]") and not typ.endswith("[]")):
-            # A static tuple or fixed array takes several head words (or one, if dynamic):
-            # positions after it are not known here. Stop: later arguments get no word.
-            break
-        out[name] = (word, typ)
+    word = 0
+    for param in parse_signature(signature).params:
+        size = _place(param, param.name, word, out)
+        if size is None:
+            break  # positions after it are not known here: later arguments get no word
+        word += size
     return out
+
+
+def _place(param: Param, name: str, word: int, out: dict[str, tuple[int, str]]) -> int | None:
+    """Map `param` (and a static struct's fields) to head words from `word`; the words it
+    takes, or None when that is not known here (a fixed array)."""
+    if param.components:
+        if abi_type(param.type).is_dynamic:
+            return 1  # an offset: its fields live in the tail, at no fixed position
+        start = word
+        for field in param.components:
+            size = _place(field, f"{name}.{field.name}", word, out)
+            if size is None:
+                return None
+            word += size
+        return word - start
+    if param.type.endswith("]") and not param.type.endswith("[]"):
+        return None  # a fixed array: one word if dynamic, else one per element
+    out[name] = (word, param.type)
+    return 1
+
+
+class _NoOnChainForm(Exception):
+    """A constraint the guard contract cannot check."""
 
 
 def guard_config(
@@ -148,24 +175,18 @@ def guard_config(
     active = [e for e in allowlist.entries.values() if not e.revoked]
     pins: dict[str, str] = {}
     functions: list[FunctionRule] = []
+    left_out: list[str] = []
     for entry in active:
         if not entry.functions:
             continue  # a pool or factory: reached through a router, never called by the agent
         pins[entry.address] = entry.codehash
         for fn in entry.functions:
             words = _head_words(fn.signature)
-            conditions = []
-            for c in fn.constraints:
-                if c.arg not in words:
-                    raise ConfigError(
-                        f"{entry.name} ({entry.address}) {fn.signature}: the constraint on "
-                        f"{c.arg!r} cannot be checked on chain (its position in the calldata "
-                        "is not one head word)"
-                    )
-                word, typ = words[c.arg]
-                conditions.append(
-                    _condition(entry.name, fn.signature, c.kind, c.value, c.arg, word, typ)
-                )
+            try:
+                conditions = [_constrain(words, c.kind, c.value, c.arg) for c in fn.constraints]
+            except _NoOnChainForm as why:
+                left_out.append(f"{entry.name} ({entry.address}) {fn.signature}: {why}")
+                continue
             functions.append(
                 FunctionRule(
                     target=entry.address,
@@ -182,23 +203,28 @@ def guard_config(
         tokens=tuple(sorted(e.address for e in active if e.role in _TOKEN_ROLES)),
         multi_send=multi_send,
         multi_send_codehash=multi_send_codehash,
+        left_out=tuple(left_out),
     )
 
 
-def _condition(
-    name: str,
-    signature: str,
-    kind: ConstraintKind,
-    value: str | None,
-    arg: str,
-    word: int,
-    typ: str,
+def _constrain(
+    words: dict[str, tuple[int, str]], kind: ConstraintKind, value: str | None, arg: str
 ) -> Condition:
+    if arg not in words:
+        raise _NoOnChainForm(
+            f"the constraint on {arg!r} cannot be checked on chain (its position in the "
+            "calldata is not one head word)"
+        )
+    word, typ = words[arg]
+    return _condition(kind, value, arg, word, typ)
+
+
+def _condition(kind: ConstraintKind, value: str | None, arg: str, word: int, typ: str) -> Condition:
     if kind == ConstraintKind.EQUALS_SELF:
         return Condition(kind=ConditionKind.RECIPIENT_IS_SAFE, word=word, arg=arg)
     if kind == ConstraintKind.IN_ALLOWLIST:
         return Condition(kind=ConditionKind.SPENDER_IN_SET, word=word, arg=arg)
-    if kind == ConstraintKind.IN_TOKEN_ALLOWLIST:
+    if kind == ConstraintKind.IN_TOKEN_ALLOWLIST and typ in ("address", "address[]"):
         array = typ.endswith("[]")
         return Condition(
             kind=ConditionKind.TOKEN_PATH if array else ConditionKind.TOKEN, word=word, arg=arg
@@ -208,7 +234,7 @@ def _condition(
     if kind == ConstraintKind.EQUALS and value is not None:
         number = int(to_checksum_address(value), 16) if typ == "address" else int(value, 0)
         return Condition(kind=ConditionKind.EQUALS, word=word, value=number, arg=arg)
-    raise ConfigError(f"{name} {signature}: constraint {kind} on {arg!r} has no on-chain form")
+    raise _NoOnChainForm(f"constraint {kind} on {arg!r} ({typ}) has no on-chain form")
 
 
 def config_diff(want: GuardConfig, have: GuardConfig | None) -> list[str]:

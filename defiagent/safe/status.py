@@ -22,6 +22,8 @@ class SafeStatus(BaseModel):
     chain_config_hash: str
     diff: list[str]  # what sync-guard would change
     problems: list[str]  # each a reason the Safe cannot be trusted as configured
+    # Allowlisted functions the guard cannot check, so the Safe can never call them.
+    left_out: list[str] = []
 
     @property
     def in_sync(self) -> bool:
@@ -65,6 +67,7 @@ def safe_status(
             chain_config_hash=state.config_hash,
             diff=diff,
             problems=problems,
+            left_out=list(want.left_out),
         ),
         state,
     )

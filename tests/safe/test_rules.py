@@ -14,7 +14,6 @@ from defiagent.allowlist.models import (
     ConstraintKind,
     Role,
 )
-from defiagent.errors import ConfigError
 from defiagent.safe.rules import ConditionKind, GuardConfig, config_diff, guard_config
 
 MS = Account.create().address
@@ -83,12 +82,63 @@ def test_revoked_entries_and_caps_change_the_rules():
     assert f"- token {token.address}" in diff
 
 
-def test_a_constraint_the_chain_cannot_check_is_refused_not_dropped():
+def test_fields_of_a_static_struct_are_head_words():
+    from defiagent.protocols.uniswap_v3.functions import router_functions
+
     fn = AllowedFunction(
         selector="0x12345678",
-        signature="f((uint256,uint256) pair,address to)",
+        signature="f((uint256 a,uint256 b) pair,address to)",
         constraints=[ArgConstraint(arg="to", kind=ConstraintKind.EQUALS_SELF)],
     )
-    entry = _entry(Role.OTHER, [fn])
-    with pytest.raises(ConfigError, match="cannot be checked on chain"):
-        _want(_allowlist(entry))
+    (rule,) = _want(_allowlist(_entry(Role.OTHER, [fn]))).functions
+    assert [(c.kind, c.word) for c in rule.conditions] == [(ConditionKind.RECIPIENT_IS_SAFE, 2)]
+    # Uniswap V3's exactInputSingle: its params struct is static, so every field is checked.
+    want = _want(_allowlist(_entry(Role.ROUTER, list(router_functions()), "SwapRouter")))
+    single = next(f for f in want.functions if f.signature.startswith("exactInputSingle"))
+    assert {(c.kind, c.word) for c in single.conditions} == {
+        (ConditionKind.RECIPIENT_IS_SAFE, 3),  # params.recipient
+        (ConditionKind.TOKEN, 0),  # params.tokenIn
+        (ConditionKind.TOKEN, 1),  # params.tokenOut
+        (ConditionKind.EQUALS, 7),  # params.sqrtPriceLimitX96 == 0
+    }
+    # exactInput's struct holds a bytes path (dynamic): its recipient has no head word, so
+    # the guard gets no rule for it and refuses every call; it is said, not dropped.
+    assert not any(f.signature.startswith(("exactInput(", "exactOutput(")) for f in want.functions)
+    assert len(want.left_out) == 2
+    assert all("params.recipient" in line for line in want.left_out)
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "f((bytes data,address to) p)",  # a field of a dynamic struct
+        "f(uint256[2] xs,address to)",  # after a fixed array: position not known here
+    ],
+    ids=["dynamic-struct", "after-fixed-array"],
+)
+def test_a_constraint_the_chain_cannot_check_leaves_the_function_out(signature):
+    arg = "p.to" if "p)" in signature else "to"
+    fn = AllowedFunction(
+        selector="0x12345678",
+        signature=signature,
+        constraints=[ArgConstraint(arg=arg, kind=ConstraintKind.EQUALS_SELF)],
+    )
+    entry = _entry(Role.OTHER, [fn], "odd")
+    want = _want(_allowlist(entry))
+    assert want.functions == ()  # no rule: the guard refuses any call to it
+    (line,) = want.left_out
+    assert "cannot be checked on chain" in line
+    assert entry.address in line
+    # Left-out functions are not part of the on-chain configuration or its hash.
+    assert GuardConfig.decode(want.encode()).config_hash == want.config_hash
+
+
+def test_a_token_constraint_on_a_non_address_has_no_on_chain_form():
+    fn = AllowedFunction(
+        selector="0x12345678",
+        signature="f(bytes path)",
+        constraints=[ArgConstraint(arg="path", kind=ConstraintKind.IN_TOKEN_ALLOWLIST)],
+    )
+    want = _want(_allowlist(_entry(Role.OTHER, [fn])))
+    assert want.functions == ()
+    assert "no on-chain form" in want.left_out[0]

@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from defiagent.market.sanity import PriceSanityLimits
 
 
+# @uniswap/v3-core 1.0.1 and v3-periphery 1.4.4 publish the factory's, pools', SwapRouter's
+# and QuoterV2's bytecode but only the interfaces and libraries of their sources.
+NO_SOURCES = "npm's @uniswap/v3-core and v3-periphery ship their bytecode without its sources"
+
+
 class UniswapV3(ProtocolAdapter):
     name = NAME
     title = "Uniswap V3"
@@ -43,14 +48,17 @@ class UniswapV3(ProtocolAdapter):
     def scopes(self) -> Sequence[ContractScope]:
         return (
             ContractScope(
-                kind="router", role=Role.ROUTER, functions=router_functions(), npm_source=None
+                kind="router",
+                role=Role.ROUTER,
+                functions=router_functions(),
+                no_sources=NO_SOURCES,
             ),
             # Called by eth_call only (never in a transaction), but pinned on the allowlist
             # like the factory: its answers are what the slippage bound trusts.
-            ContractScope(kind="quoter", role=Role.ORACLE, functions=()),
-            ContractScope(kind="factory", role=Role.FACTORY, functions=()),
+            ContractScope(kind="quoter", role=Role.ORACLE, functions=(), no_sources=NO_SOURCES),
+            ContractScope(kind="factory", role=Role.FACTORY, functions=(), no_sources=NO_SOURCES),
             # Its pools: swaps touch them (the simulation's touched-contract check).
-            ContractScope(kind="pool", role=Role.POOL, functions=()),
+            ContractScope(kind="pool", role=Role.POOL, functions=(), no_sources=NO_SOURCES),
         )
 
     def _settings(self, addresses: ProtocolAddresses) -> UniswapV3Settings | None:
