@@ -38,6 +38,7 @@ from defiagent.agent.runtime import AgentRuntime
 from defiagent.broadcast.demo import RelayUse, demo_relay, relay_use, with_private_broadcast
 from defiagent.chain.anvil import Anvil, free_port
 from defiagent.config import AgentConfig, parse_config
+from defiagent.devnet.agent_file import TWAP_MIN_WINDOW_SECONDS
 from defiagent.devnet.deploy import Deployed, deploy_all
 from defiagent.errors import ConfigError
 from defiagent.guard.rules.intent_kind_allowed import DEFAULT_KINDS
@@ -109,7 +110,8 @@ def demo_config(
     d = market.dex
     protocols = dict(protocols or {"router": d.router, "weth": d.weth, "factory": d.factory})
     if "uniswap-v3" in protocols:  # the devnet's pools are seconds old, not months
-        protocols["uniswap-v3"] = protocols["uniswap-v3"] | {"twap_window_seconds": 10}
+        window = {"twap_window_seconds": TWAP_MIN_WINDOW_SECONDS}
+        protocols["uniswap-v3"] = protocols["uniswap-v3"] | window
     return parse_config(
         {
             "rpc_url": rpc_url,
@@ -120,7 +122,7 @@ def demo_config(
             "protocols": protocols,
             "market": {
                 "numeraire": d.token_a,
-                "twap_min_window_seconds": 10,
+                "twap_min_window_seconds": TWAP_MIN_WINDOW_SECONDS,
                 "max_deviation_bps": 400,
             },
             "guard": {

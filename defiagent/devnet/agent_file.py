@@ -33,6 +33,10 @@ def devnet_config(
     quote: str,
     operator: str,
 ) -> dict[str, Any]:
+    if "uniswap-v3" in protocols:  # its pools' observe() history is as young as they are
+        protocols = protocols | {
+            "uniswap-v3": protocols["uniswap-v3"] | {"twap_window_seconds": TWAP_MIN_WINDOW_SECONDS}
+        }
     return {
         "rpc_url": rpc_url,
         "chain_id": chain_id,

@@ -21,7 +21,24 @@ def test_demo_json(capsys):
     assert summary["rogue_executed"] == 0
     assert summary["executed"] >= 1
     assert doc["audit"]["ok"]
-    assert len(doc["allowlist"]) == 7
+    # Every contract deployed (V2, V3 and its pools, WETH, tokens, the vault) was reviewed
+    # into the allowlist; V3 on its bytecode, as npm ships no sources for it.
+    assert doc["left_out"] == {}
+    assert set(doc["allowlist"]) == set(doc["contracts"].values())
+    names = set(doc["allowlist"].values())
+    assert {"SwapRouter", "QuoterV2", "UniswapV3Factory", "UniswapV2Router02"} <= names
+    assert any(n.startswith("UniswapV3Pool") for n in names)
+    executed = [i for t in doc["ticks"] for i in t["intents"] if i["status"] == "executed"]
+    by_strategy = {i["strategy"] for i in executed}
+    # It trades on a V2 pair, on a V3 pool and into the ERC-4626 vault...
+    assert {"mean-reversion", "mean-reversion-v3", "treasury"} <= by_strategy
+    assert any(i["kind"] == "vault-deposit" for i in executed)
+    # ...and every transaction went to the private relay, none to the public mempool.
+    relay = doc["relay"]
+    assert relay["public_sends"] == summary["public_sends"] == 0
+    sent = sum(len(i["tx_hashes"]) for i in executed)
+    assert relay["private_submissions"] == relay["included"] == sent
+    assert relay["expired"] == 0
     rules = {
         r["rule"]
         for t in doc["ticks"]
@@ -45,7 +62,7 @@ def test_demo_json(capsys):
                 assert intent["tx_hashes"]
     # Both strategies ran in sandboxes under their signed pins; every escape the rogue tried
     # (files, RPC, kill switch, signals, memory, endless loop, garbage) was blocked...
-    assert set(doc["pins"]) == {"mean-reversion", "rogue"}
+    assert set(doc["pins"]) == {"mean-reversion", "mean-reversion-v3", "treasury", "rogue"}
     escapes = {e["attempt"]: e for e in doc["escapes"]}
     assert len(escapes) == 7
     for attempt, e in escapes.items():
@@ -85,8 +102,9 @@ def test_demo_json(capsys):
         if i["status"] == "executed" and i["kind"].startswith("swap")
     ]
     assert len(report["trades"]) == len(swaps)
-    # Each trade names the pinned code that made it (every trade here is mean-reversion's).
-    assert {row["trade"]["pin"] for row in report["trades"]} == {doc["pins"]["mean-reversion"]}
+    # Each trade names the pinned code that made it (the two mean-reversion strategies').
+    traders = {doc["pins"]["mean-reversion"], doc["pins"]["mean-reversion-v3"]}
+    assert {row["trade"]["pin"] for row in report["trades"]} == traders
     assert report["refusals_by_rule"]["recipient-is-self"] >= 1
     assert len(report["value_series"]) >= 3  # one risk record per tick
     assert "<svg" in html.read_text()
@@ -101,3 +119,4 @@ def test_demo_human_output(capsys):
     assert "security-refusal" in out
     assert "/metrics" in out
     assert "intact" in out
+    assert "sent to the public mempool: 0" in out
