@@ -316,7 +316,8 @@ def run_demo(
             from defiagent.safe.demo import forged_attacks
 
             emit("stage", "a thief with the agent's key sends forged calls straight to the chain")
-            forged = forged_attacks(w3, market, signer, safe_dep)
+            v3_router = (deployed.protocols.get("uniswap-v3") or {}).get("router")
+            forged = forged_attacks(w3, market, signer, safe_dep, v3_router=v3_router)
         signer_forged: list[Any] = []
         if signer_backend == "remote":
             emit("stage", "a compromised agent forges transactions straight to the signer socket")

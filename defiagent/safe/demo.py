@@ -77,9 +77,16 @@ def setup_demo_safe(
 
 
 def forged_attacks(
-    w3: Web3, market: DemoMarket, agent_key: Any, dep: SafeDeployment
+    w3: Web3,
+    market: DemoMarket,
+    agent_key: Any,
+    dep: SafeDeployment,
+    *,
+    v3_router: str | None = None,
 ) -> list[ForgedCall]:
-    """What a thief with the agent's key sends straight to the chain; each one refused there."""
+    """What a thief with the agent's key sends straight to the chain; each one refused there.
+    With `v3_router` (Uniswap V3's SwapRouter), also a V3 swap paying the thief: its
+    recipient is a field of a struct argument, checked by the guard all the same."""
     d, safe = market.dex, dep.safe
     thief = Account.create().address
     deadline = w3.eth.get_block("latest")["timestamp"] + 600
@@ -99,6 +106,23 @@ def forged_attacks(
             0,
         ),
         ("swap with the proceeds sent to the thief", d.router, swap_to_thief, 0),
+        *(
+            [
+                (
+                    "swap on Uniswap V3 with the proceeds sent to the thief",
+                    v3_router,
+                    _data(
+                        "exactInputSingle((address,address,uint24,address,uint256,uint256,"
+                        "uint256,uint160))",
+                        ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"],
+                        [(d.token_b, d.token_a, 3000, thief, deadline, UNIT, 0, 0)],
+                    ),
+                    0,
+                )
+            ]
+            if v3_router is not None
+            else []
+        ),
         (
             "make the thief an owner of the Safe",
             safe,
@@ -121,7 +145,10 @@ def forged_attacks(
         "0xa9059cbb": "transfer",
         "0x095ea7b3": "approve",
         "0x38ed1739": "swapExactTokensForTokens",
+        "0x414bf389": "exactInputSingle",
     }
+    if v3_router is not None:
+        names[v3_router] = "the Uniswap V3 router"
     out = []
     for label, to, data, operation in attempts:
         result = send_forged(w3, agent_key, dep.ref, to, 0, data, operation, names=names)
