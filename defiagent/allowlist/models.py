@@ -177,6 +177,34 @@ class SlitherSummary(Strict):
         return data
 
 
+ReviewBasis = Literal["sources", "bytecode"]
+
+
+class MythrilSummary(Strict):
+    """Mythril's result on the runtime code of a bytecode-only review, as reviewers sign it."""
+
+    mythril_version: str
+    execution_timeout: int = Field(ge=1)  # seconds of symbolic execution
+    codehash: Hash32  # the runtime code analysed
+    high: list[str] = []  # the high-severity issues found (any one refuses the entry)
+    other: int = Field(default=0, ge=0)  # issues of lower severity (in the review report)
+
+    def describe(self) -> str:
+        """What Mythril found, in words: "no high-severity issue within 10 s"."""
+        if self.high:
+            return (
+                f"{len(self.high)} high-severity issue(s) within {self.execution_timeout} s: "
+                + "; ".join(self.high)
+            )
+        others = f" ({self.other} of lower severity)" if self.other else ""
+        return f"no high-severity issue within {self.execution_timeout} s{others}"
+
+
+def bytecode_review_line(mythril: str) -> str:
+    """The one line that says an entry was reviewed on its bytecode alone."""
+    return f"bytecode-only review: no sources; Slither not run; Mythril: {mythril}"
+
+
 class ConstraintKind(StrEnum):
     EQUALS_SELF = "equals-self"  # the argument must be the agent's own address
     MAX_AMOUNT = "max-amount"  # uint argument at most `value`
@@ -331,6 +359,14 @@ class AllowlistEntry(Strict):
     # left out of the entry and its hash, so older signatures hold): no fee is expected, and
     # a token that takes one anyway is refused in simulation (docs/simulation.md).
     transfer_fee_bps: int | None = Field(default=None, ge=0, le=10_000)
+    # What the code was judged on: "sources" (bound to the deployed code, Slither ran), or
+    # "bytecode" (no sources: Mythril on each runtime code alone, one record per code in
+    # `mythril`; only under the policy's `[sources] when_missing = "bytecode-only"`). Signed
+    # with the rest: it cannot be flipped after approval. "sources" (the default) and an
+    # empty `mythril` are left out of the entry and of its hash, so entries signed before
+    # these fields existed keep their signatures.
+    review_basis: ReviewBasis = "sources"
+    mythril: list[MythrilSummary] = []
 
     @model_validator(mode="after")
     def _fee_only_on_tokens(self) -> Self:
@@ -339,11 +375,27 @@ class AllowlistEntry(Strict):
         return self
 
     @model_serializer(mode="wrap")
-    def _omit_undeclared_fee(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _omit_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if self.transfer_fee_bps is None and isinstance(data, dict):
-            data.pop("transfer_fee_bps", None)
+        if isinstance(data, dict):
+            if self.transfer_fee_bps is None:
+                data.pop("transfer_fee_bps", None)
+            if self.review_basis == "sources":
+                data.pop("review_basis", None)
+            if not self.mythril:
+                data.pop("mythril", None)
         return data
+
+    @property
+    def bytecode_only(self) -> bool:
+        return self.review_basis == "bytecode"
+
+    def review_line(self) -> str | None:
+        """For a bytecode-only entry, the line that says so; None for a source review."""
+        if not self.bytecode_only:
+            return None
+        found = "; ".join(m.describe() for m in self.mythril)
+        return bytecode_review_line(found or "no result recorded")
 
     def function(self, selector: str) -> AllowedFunction | None:
         selector = selector.lower()

@@ -68,6 +68,13 @@ class SourcePolicy(_Section):
     # "partial": sources must compile to the deployed code (metadata may differ); "full"
     # needs the metadata hash too; "none" accepts sources that cannot be bound (say why).
     min_match: Literal["full", "partial", "none"] = "partial"
+    # What to do with a contract proposed without sources (and no Slither result cached
+    # for its codehash). "refuse": it is refused, as it cannot be bound to sources nor
+    # analysed by Slither. "bytecode-only": it is judged on its runtime bytecode instead:
+    # Mythril must run (whatever [mythril] use says), any high-severity issue refuses it,
+    # audits and approvals are required as ever, and the entry records the basis. Sources
+    # that are given are always bound and judged: this never excuses a mismatch.
+    when_missing: Literal["refuse", "bytecode-only"] = "refuse"
 
 
 class MythrilPolicy(_Section):

@@ -34,6 +34,9 @@ def render_review(
             f"- proxy admin `{p.admin or 'none found'}`"
             + (f", beacon `{p.beacon}`" if p.beacon else ""),
         ]
+    basis = report.review_note or entry.review_line()
+    if basis:
+        lines.append(f'- **{_md(basis)}** (`review_basis = "bytecode"`, signed with the entry)')
     lines += [
         f"- entry hash (what reviewers sign) `{entry_hash(entry)}`",
         "",

@@ -46,7 +46,7 @@ from defiagent.vetting.reusable_triage import single_source
 from defiagent.vetting.slither_gate import SlitherFinding, summary
 from defiagent.vetting.slither_gate import findings as slither_findings
 from defiagent.vetting.sourcify import SourcifyClient
-from defiagent.vetting.vet import VetReport, vet_address
+from defiagent.vetting.vet import BYTECODE_ONLY_SETTING, VetReport, vet_address
 
 if TYPE_CHECKING:
     from defiagent.simulation.round_trip import RoundTrip
@@ -67,6 +67,23 @@ class Proposal:
     @property
     def passed(self) -> bool:
         return self.report.passed
+
+    @property
+    def sources_missing(self) -> str | None:
+        """Why the contract was refused for want of sources, in one sentence naming the
+        policy setting that allows a bytecode-only review; None when that is not why."""
+        if (
+            self.entry.slither is not None
+            or self.report.review_basis != "sources"
+            or any(u.source_match is not None for u in self.report.units)
+        ):
+            return None
+        return (
+            f"{self.entry.address} has no sources to review (none given, none on Sourcify, "
+            "no Slither result cached for its code), and the policy does not allow a "
+            "review of its bytecode alone: give --sources, or set "
+            f"{BYTECODE_ONLY_SETTING} in policy.toml"
+        )
 
     @property
     def probe_failed(self) -> bool:
@@ -132,6 +149,12 @@ def propose_entry(
 
     The entry is written even when checks fail: the report says what must be fixed or
     triaged before a reviewer will be allowed to sign.
+
+    `sources` may be None: Sourcify is asked when given, and a Slither result cached for
+    the codehash is reused. Without any, the contract is refused, unless the policy
+    (`policy` or the root's policy.toml) says `[sources] when_missing = "bytecode-only"`:
+    it is then judged on its runtime bytecode alone (Mythril required, audits as ever), and
+    the entry records `review_basis = "bytecode"` and Mythril's result, both signed.
 
     `probe_pool` (a token only, with `probe_router`): buy the token through that Uniswap V2
     pool and sell it back, on a throwaway local fork of the chain, and add the result as
@@ -226,6 +249,8 @@ def propose_entry(
     if ctx.slither is not None and logic is not None:
         level = logic.source_match.level if logic.source_match else None
         slither_summary = summary(ctx.slither, logic.codehash, level)
+    if ctx.bytecode_only and report.review_note:
+        review_notes.insert(0, report.review_note)
     entry = AllowlistEntry(
         chain_id=reader.chain_id,
         address=to_checksum_address(address),
@@ -238,6 +263,8 @@ def propose_entry(
         functions=functions,
         allowed_callees=[to_checksum_address(a) for a in allowed_callees],
         notes=notes,
+        review_basis=ctx.review_basis,
+        mythril=[m.summary() for m in ctx.mythril or []] if ctx.bytecode_only else [],
     )
     path = entry_path(root, reader.chain_id, address)
     write_entry(path, entry)

@@ -179,6 +179,9 @@ def propose(
         "notes": proposal.notes,
         "round_trip": proposal.round_trip,
         "untriaged_findings": findings,  # the ids `allowlist triage ENTRY FINDING` takes
+        "review_basis": proposal.entry.review_basis,
+        "review_note": proposal.report.review_note,
+        "refusal": proposal.sources_missing,
     }
 
     def human() -> None:
@@ -189,6 +192,12 @@ def propose(
             f"entry:  {plain(proposal.entry_path)}\nreport: {plain(proposal.report_path)}",
             highlight=False,
         )
+        if proposal.report.review_note:
+            console.print(f"[yellow]{plain(proposal.report.review_note)}[/]", highlight=False)
+        if proposal.sources_missing:
+            console.print(
+                f"[bold red]REFUSED[/] {plain(proposal.sources_missing)}", highlight=False
+            )
         if proposal.probe_failed:
             reason = plain(proposal.round_trip.reason)  # a token's revert text is untrusted
             console.print(f"[bold red]FAIL[/] round-trip-sellable: {reason}", highlight=False)
@@ -517,6 +526,8 @@ def show(
     def human() -> None:
         console.print(dumps(model), markup=False, highlight=False)
         console.print(f"entry hash: {entry_hash(model)}")
+        if model.review_line():
+            console.print(f"[yellow]{plain(model.review_line())}[/]", highlight=False)
         print_outcomes(f"{model.name} ({path.name})", outcomes, passed=passed and not model.revoked)
 
     emit(
@@ -525,6 +536,8 @@ def show(
             "path": str(path),
             "entry_hash": entry_hash(model),
             "entry": model,
+            "review_basis": model.review_basis,
+            "review_note": model.review_line(),
             "active": passed and not model.revoked,
             "outcomes": outcomes,
         },

@@ -289,6 +289,8 @@ def vet(
             console.print(
                 f"[yellow]no reviewers file in {plain(root)}: triage records cannot be checked[/]"
             )
+        if report.review_note:
+            console.print(f"[yellow]{plain(report.review_note)}[/]", highlight=False)
         print_outcomes(title, report.outcomes, passed=report.passed, verdict=report.verdict)
 
     emit(

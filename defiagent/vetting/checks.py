@@ -225,6 +225,14 @@ class SourceMatches(Check):
                 ):
                     reason = f"{recorded.source_match} match, as recorded in the entry (no sources given now)"
                     out.append(self.outcome("pass", reason, subject))
+                elif ctx.bytecode_only:
+                    reason = (
+                        f"bytecode-only review: no sources were given for the {unit.label} "
+                        "code, so it is bound to none"
+                    )
+                    out.append(
+                        Outcome(check=self.id, status="warn", subject=subject, reason=reason)
+                    )
                 elif unit is logic and minimum != "none":
                     reason = f"no sources were given for the {unit.label} code"
                     out.append(self.outcome("fail", reason, subject))
@@ -255,6 +263,8 @@ class SlitherGate(Check):
     )
 
     def run(self, ctx: VetContext) -> list[Outcome]:
+        if ctx.bytecode_only:
+            return self._bytecode_only(ctx)
         if ctx.kind == "entry":
             return self._recorded(ctx)
         gate = ctx.slither
@@ -292,6 +302,19 @@ class SlitherGate(Check):
             )
         return out
 
+    def _bytecode_only(self, ctx: VetContext) -> list[Outcome]:
+        """No sources, so no Slither: allowed only while the policy opts in to it."""
+        if ctx.policy.sources.when_missing != "bytecode-only":
+            return [
+                self.outcome(
+                    "fail",
+                    "the entry was reviewed on its bytecode alone (no sources, no Slither), "
+                    'which the policy no longer allows ([sources] when_missing = "bytecode-only")',
+                )
+            ]
+        reason = "bytecode-only review: no sources, so Slither was not run"
+        return [Outcome(check=self.id, status="warn", reason=reason)]
+
     def _recorded(self, ctx):
         entry, logic = ctx.entry, ctx.logic
         if entry is None:
@@ -321,9 +344,11 @@ class MythrilGate(Check):
         "Mythril (symbolic execution of the runtime bytecode, time-bounded) finds no "
         "high-severity issue; when the policy turns it on."
     )
-    applies_to = ("sources", "address")
+    applies_to = ("sources", "address", "entry")
 
     def run(self, ctx: VetContext) -> list[Outcome]:
+        if ctx.kind == "entry":
+            return self._recorded(ctx) if ctx.bytecode_only else []
         out = []
         if ctx.mythril_note:
             out.append(Outcome(check=self.id, status="warn", reason=ctx.mythril_note))
@@ -342,6 +367,31 @@ class MythrilGate(Check):
                     f"no high-severity issue, {others} other issue(s)"
                 )
                 out.append(self.outcome("pass", reason, result.contract))
+        if ctx.bytecode_only and not ctx.mythril and not ctx.mythril_error:
+            out.append(
+                self.outcome("fail", "a bytecode-only review needs Mythril, which ran on nothing")
+            )
+        return out
+
+    def _recorded(self, ctx: VetContext) -> list[Outcome]:
+        """A bytecode-only entry: the Mythril records its reviewers signed, one per pinned
+        code, each on that codehash and without a high-severity issue."""
+        assert ctx.entry is not None
+        out = []
+        for unit in pinned_units(ctx.entry):
+            subject = f"{unit.label} {unit.address}"
+            record = next((m for m in ctx.entry.mythril if m.codehash == unit.codehash), None)
+            if record is None:
+                reason = (
+                    f"a bytecode-only entry needs a Mythril result for its {unit.label} code "
+                    f"(codehash {_short(unit.codehash)}); it records none"
+                )
+                out.append(self.outcome("fail", reason, subject))
+            elif record.high:
+                out += [self.outcome("fail", f"Mythril: {h}", subject) for h in record.high]
+            else:
+                reason = f"Mythril {record.mythril_version}: {record.describe()}, as recorded"
+                out.append(self.outcome("pass", reason, subject))
         return out
 
 

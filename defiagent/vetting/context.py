@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from defiagent.allowlist.models import AllowlistEntry, AuditRecord
+from defiagent.allowlist.models import AllowlistEntry, AuditRecord, ReviewBasis
 from defiagent.allowlist.policy import Policy
 from defiagent.allowlist.reviewers import Reviewers
 from defiagent.vetting.audits import CodeTarget
@@ -77,6 +77,16 @@ class VetContext:
     fetch_error: str | None = None  # the chain could not be read
     online: bool = True  # False: judging an entry from its own pins, without a chain
     entry_path: Path | None = None
+    # "bytecode": no sources, and the policy allows judging the runtime code alone
+    # ([sources] when_missing = "bytecode-only"): Mythril is then required, Slither not run.
+    review_basis: ReviewBasis = "sources"
+
+    @property
+    def bytecode_only(self) -> bool:
+        """Judged on the runtime code alone: by this vet, or as the entry records."""
+        if self.kind == "entry":
+            return self.entry is not None and self.entry.bytecode_only
+        return self.review_basis == "bytecode"
 
     @property
     def logic(self) -> CodeUnit | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from defiagent.allowlist.models import MythrilSummary
 from defiagent.cache import cache_dir
 from defiagent.errors import ToolMissing
 from defiagent.toolchain import repo_root
@@ -59,6 +60,16 @@ class MythrilResult(BaseModel):
     def failing(self) -> list[MythrilIssue]:
         return [i for i in self.issues if i.severity == FAILING_SEVERITY]
 
+    def summary(self) -> MythrilSummary:
+        """The record a bytecode-only entry keeps (and its reviewers sign)."""
+        return MythrilSummary(
+            mythril_version=self.mythril_version,
+            execution_timeout=self.execution_timeout,
+            codehash=self.codehash,
+            high=[i.label() for i in self.failing],
+            other=len(self.issues) - len(self.failing),
+        )
+
 
 def myth_path() -> Path | None:
     """The `myth` program: DEFIAGENT_MYTH, else .venv-mythril's; None when not installed."""
@@ -84,11 +95,11 @@ def mythril_version() -> str | None:
     return _version(path) if path else None
 
 
-def require_myth() -> Path:
+def require_myth(why: str = "the policy requires it") -> Path:
     path = myth_path()
     if path is None:
         raise ToolMissing(
-            "Mythril is not installed, and the policy requires it",
+            f"Mythril is not installed, and {why}",
             remedy="run `scripts/bootstrap` (it installs .venv-mythril)",
         )
     return path

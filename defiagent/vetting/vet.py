@@ -11,7 +11,13 @@ from typing import Any, Literal
 from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from defiagent.allowlist.models import AllowlistEntry, AuditRecord, TriagedFinding
+from defiagent.allowlist.models import (
+    AllowlistEntry,
+    AuditRecord,
+    ReviewBasis,
+    TriagedFinding,
+    bytecode_review_line,
+)
 from defiagent.allowlist.policy import Policy
 from defiagent.allowlist.reviewers import Reviewers
 from defiagent.errors import ConfigError, InfraError, ToolMissing
@@ -33,6 +39,8 @@ from defiagent.vetting.slither_gate import (
 from defiagent.vetting.source_verify import SourceMatch, verify_source
 from defiagent.vetting.sourcify import SourcifyClient
 from defiagent.vetting.verdict import CouldNotAnalyse, Verdict
+
+BYTECODE_ONLY_SETTING = '[sources] when_missing = "bytecode-only"'
 
 
 class UnitReport(BaseModel):
@@ -58,7 +66,23 @@ class VetReport(BaseModel):
     slither_note: str | None = None
     mythril: list[MythrilResult] | None = None
     mythril_note: str | None = None
+    mythril_error: str | None = None
+    review_basis: ReviewBasis = "sources"
     outcomes: list[Outcome]
+
+    @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
+    @property
+    def review_note(self) -> str | None:
+        """For a bytecode-only review, the line that says so plainly; None otherwise."""
+        if self.review_basis != "bytecode":
+            return None
+        if self.mythril_error:
+            found = f"could not analyse ({self.mythril_error})"
+        elif self.mythril:
+            found = "; ".join(m.summary().describe() for m in self.mythril)
+        else:
+            found = "not run"
+        return bytecode_review_line(found)
 
     @computed_field  # type: ignore[prop-decorator]  # mypy: no decorator over a property
     @property
@@ -112,6 +136,8 @@ def _report(target: str, ctx: VetContext) -> VetReport:
         slither_note=ctx.slither_note,
         mythril=ctx.mythril,
         mythril_note=ctx.mythril_note,
+        mythril_error=ctx.mythril_error,
+        review_basis=ctx.review_basis,
         outcomes=run_checks(ctx),
     )
 
@@ -280,10 +306,16 @@ def vet_address(
                 "reused the Slither result cached for this codehash; its sources matched "
                 "the deployed code when it was made"
             )
-        elif entry is None or entry.slither is None:  # else: judge the entry's record
+        elif entry is not None and entry.slither is not None:
+            pass  # judge the Slither result recorded in the entry
+        elif policy.sources.when_missing == "bytecode-only":
+            # The policy's opt-in: judge the runtime code alone (Mythril, required below).
+            ctx.review_basis = "bytecode"
+        else:
             ctx.slither_error = (
                 f"no sources for the {logic.label} code, so Slither cannot run "
-                "(give --sources DIR or a Sourcify URL)"
+                "(give --sources DIR or a Sourcify URL, or allow a review of the bytecode "
+                f"alone with {BYTECODE_ONLY_SETTING} in the policy file)"
             )
     if result is not None:
         ctx.slither = evaluate(
@@ -296,7 +328,9 @@ def vet_address(
         )
     elif ctx.slither_error is None and entry is not None and entry.slither is not None:
         ctx.slither_note = "judged from the Slither result recorded in the entry"
-    run_mythril(ctx, [(f"{logic.label} {logic.address}", logic.code.hex(), logic.codehash)])
+    # Mythril on the logic code; on every code when that is all the review has to go on.
+    judged = ctx.units if ctx.bytecode_only else [logic]
+    run_mythril(ctx, [(f"{u.label} {u.address}", u.code.hex(), u.codehash) for u in judged])
     return Vetting(report=_report(address, ctx), ctx=ctx, slither_result=result)
 
 
@@ -304,9 +338,12 @@ def run_mythril(ctx: VetContext, targets: list[tuple[str, str, str]]) -> None:
     """Mythril on each (label, runtime hex, codehash), as the policy asks.
 
     Off: nothing. Optional and not installed: a note. Required and not installed: exit 3
-    (ToolMissing). Code with unlinked library placeholders cannot run, so it is left out."""
+    (ToolMissing). Code with unlinked library placeholders cannot run, so it is left out.
+    A bytecode-only review (no sources) always runs it: Mythril is all it is judged on."""
     policy = ctx.policy.mythril
-    if policy.use == "off":
+    if ctx.bytecode_only:
+        require_myth("reviewing a contract without sources on its bytecode alone needs it")
+    elif policy.use == "off":
         return
     if myth_path() is None:
         if policy.use == "required":
