@@ -822,6 +822,7 @@ class Agent:
                 weth=p.weth,
                 numeraire=market.numeraire,
                 config=p.round_trip,
+                addresses=p.planner.p,
             )
         if probed is not None:
             probe, verdict = probed

@@ -22,7 +22,8 @@ How to add a protocol
    - its `ContractScope`s: per kind of contract (router, pool, vault...), the
      `AllowedFunction`s a reviewer approves, each with its constraints and argument roles.
    - a `ProtocolAdapter` subclass tying these together, plus the optional hooks (quote,
-     price references, pool reading, devnet deployment) it supports.
+     price references, pool reading, the honeypot round trip of its buys, devnet
+     deployment) it supports.
 2. Add one line to `PROTOCOLS` in `defiagent/protocols/registry.py`.
 3. Regenerate the table of docs/protocols.md (`defiagent protocols list --markdown`) and
    document new intent kinds in docs/strategy-protocol.md (both tested).
@@ -61,6 +62,9 @@ if TYPE_CHECKING:  # only for annotations: these modules reach the registry them
     from defiagent.market.reader import ChainReader
     from defiagent.market.references import ReferenceSource
     from defiagent.market.sanity import PriceSanityLimits
+    from defiagent.simulation.models import SimulationOutcome
+    from defiagent.simulation.round_trip import RoundTrip
+    from defiagent.simulation.simulator import Simulator
     from defiagent.strategy.intent_base import IntentBase
 
 
@@ -146,6 +150,21 @@ class QuoteRequest(BaseModel):
     path: tuple[str, ...]
     amount: int
     fees: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RoundTripRequest:
+    """A buy the agent is about to send, for its protocol's round-trip (honeypot) probe."""
+
+    intent: IntentBase  # a swap to a token that is not money, or a liquidity add
+    calls: Sequence[PlannedCall]  # its plan, approvals first (the inner calls under a Safe)
+    # The plan's own simulation, reused when it ran at the probe's block; None: run it anew.
+    outcomes: Sequence[SimulationOutcome] | None
+    agent: str  # who bought, and sells back
+    router: str  # [protocols] router: Uniswap V2 Router02
+    # Every protocol's contracts ([protocols.<name>] tables); None: only `router` is known.
+    addresses: ProtocolAddresses | None
+    limit_bps: int  # [guard.honeypot] max_round_trip_loss_bps
 
 
 class DevnetContract(BaseModel):
@@ -249,6 +268,15 @@ class ProtocolAdapter(ABC):
         protocol's own table (where its quoter is). A request it cannot quote is left out
         (the swap is then refused). Most protocols need none."""
         return {}
+
+    def round_trip(self, simulator: Simulator, request: RoundTripRequest) -> RoundTrip | None:
+        """The round trip of a buy it planned (`round-trip-sellable`): on `simulator`'s fork,
+        at the plan's block, the buy, then a sale of what it delivered back through its own
+        contracts, judged against its own pool math (the helpers are in
+        defiagent/simulation/round_trip.py). Never raises: a probe that cannot run is a
+        `RoundTrip` that did not pass, with the reason. None: it has no probe, and a buy it
+        plans is refused."""
+        return None
 
     def price_references(self, market: MarketConfig) -> Sequence[ReferenceSource]:
         """The on-chain price references it offers for its own pools (e.g. a TWAP)."""

@@ -2,7 +2,8 @@
 
 A honeypot token lets anyone buy and nobody sell (its transfers to the pool revert unless they
 come from its owner), or taxes a sale so that little comes back. The fork shows it before
-anything is signed: in one simulated block, at the block the plan was simulated on, run
+anything is signed: for a Uniswap V2 buy, in one simulated block, at the block the plan was
+simulated on, run
 
     the planned buy calls (e.g. approve + swap)
     -> approve the router for exactly what the buy delivered
@@ -32,8 +33,18 @@ An add-liquidity acquires the pool's LP token: its round trip is the planned add
 the pool's exact mint/burn math (no swap fee; a protocol fee mint, when the factory has one,
 shows as a small loss).
 
+Each protocol probes the buys it plans, through its adapter's `round_trip` hook
+(`ProtocolAdapter.round_trip` in defiagent/protocols/base.py): `check_plan_round_trip`, the
+agent's step, asks the protocol the registry routes the intent to (by kind and venue).
+Uniswap V2's hook is the probe above (`probe_v2_plan`). Uniswap V3's
+(defiagent/protocols/uniswap_v3/round_trip.py) runs the same round trip through its
+SwapRouter (exactInput back along the reverse packed path, same fee tiers) and compares
+what comes back with QuoterV2's quote of that sale in the state the buy leaves, from the
+helpers here (`_Pinned`, `_buy_outcomes`, `_sell`, `_unsold`, `_judge`). A protocol without
+a hook cannot probe its buys, and they are refused.
+
 Everything fails closed: a probe that cannot run (the fork does not answer, the pool cannot
-be read, the buy reverts) refuses, with the reason.
+be read, the buy reverts, no protocol probes the buy) refuses, with the reason.
 """
 
 from __future__ import annotations
@@ -54,6 +65,8 @@ from defiagent.decisions import Verdict
 from defiagent.errors import DefiagentError, InfraError, Refused
 from defiagent.execution.models import ExpectedDelta, PlannedCall
 from defiagent.guard.calldata import decode_call, encode_call, selector_of
+from defiagent.protocols import registry
+from defiagent.protocols.base import ProtocolAddresses, RoundTripRequest
 from defiagent.protocols.erc20.functions import APPROVE
 from defiagent.protocols.uniswap_v2 import math as v2
 from defiagent.protocols.uniswap_v2.functions import (
@@ -62,6 +75,7 @@ from defiagent.protocols.uniswap_v2.functions import (
     SWAP_EXACT_IN_FOT,
     SWAP_EXACT_OUT,
 )
+from defiagent.protocols.uniswap_v2.intents import AddLiquidity
 from defiagent.protocols.weth.functions import DEPOSIT
 from defiagent.simulation.checks.round_trip_sellable import (
     DEFAULT_MAX_LOSS_BPS,
@@ -71,6 +85,7 @@ from defiagent.simulation.checks.round_trip_sellable import (
 from defiagent.simulation.fork import ForkManager
 from defiagent.simulation.models import SimulationOutcome
 from defiagent.simulation.simulator import Simulator
+from defiagent.strategy.intent_base import SwapExactIn, SwapExactOut
 
 log = logging.getLogger("defiagent.simulation")
 
@@ -197,8 +212,9 @@ _PAIRS: dict[tuple[int | None, str, str, str], str] = {}
 _MAX_CACHED = 4_096
 
 
-def _pairs(fork: ForkManager, tag: str, router: str, path: Sequence[str]) -> list[str]:
-    """The router factory's pair for each hop of `path`."""
+def _factory(fork: ForkManager, tag: str, router: str) -> str:
+    """The factory `router` finds its pools in (its immutable `factory()`: Uniswap V2's
+    Router02 and V3's SwapRouter alike)."""
     chain = fork.chain_id
     factory = _FACTORIES.get((chain, router))
     if factory is None:
@@ -206,6 +222,13 @@ def _pairs(fork: ForkManager, tag: str, router: str, path: Sequence[str]) -> lis
         factory = _address(factory_raw)
         if len(_FACTORIES) < _MAX_CACHED:
             _FACTORIES[(chain, router)] = factory
+    return factory
+
+
+def _pairs(fork: ForkManager, tag: str, router: str, path: Sequence[str]) -> list[str]:
+    """The router factory's pair for each hop of `path`."""
+    chain = fork.chain_id
+    factory = _factory(fork, tag, router)
     # Each hop as its (lower, higher) pair of lower-cased addresses: sorted, as a 2-tuple.
     hops = [
         (min(a.lower(), b.lower()), max(a.lower(), b.lower())) for a, b in itertools.pairwise(path)
@@ -499,18 +522,7 @@ def _probe_swap(
                 description=f"sell {_fmt(sim, token_out, bought)} back",
             ),
         ]
-        outcomes = sim.simulate_sequence([*buy_calls, *sell], trace=False)
-        approve_out, sell_out = outcomes[len(buy_calls)], outcomes[-1]
-        if not approve_out.success and _buy_reverted(outcomes[: len(buy_calls)], buy_calls) is None:
-            # An approve that reverts may be a USDT-style token with an allowance left: as
-            # the planner would, reset it to 0 first and try again (only then: no extra
-            # round trip for every other token).
-            again = sim.simulate_sequence(
-                [*buy_calls, _reset(token_out, router, agent), *sell], trace=False
-            )
-            if again[len(buy_calls)].success:
-                outcomes = again
-                approve_out, sell_out = again[len(buy_calls) + 1], again[-1]
+        outcomes = _sell(sim, buy_calls, token_out, router, agent, sell)
         pairs = (
             [to_checksum_address(x) for x in pairs]
             if pairs
@@ -518,36 +530,19 @@ def _probe_swap(
         )
         fields["pools"] = pairs
         reserves = _reserves(sim.fork, tag, pairs, path)
-    reverted = _buy_reverted(outcomes[: len(buy_calls)], buy_calls)
-    if reverted:
-        return _failed("swap", f"{name}: {reverted}", limit_bps, **fields)
-    what = f"{_fmt(sim, token_out, bought)} bought for {_fmt(sim, token_in, spent)}"
-    if not approve_out.success:
-        return _failed(
-            "swap",
-            f"{name} cannot be sold: approving the router for the {what} reverts on the fork "
-            f"({_why(approve_out)})",
-            limit_bps,
-            **fields,
-        )
-    if not sell_out.success:
-        return _failed(
-            "swap",
-            f"{name} cannot be sold: selling the {what} back through the router "
-            f"({sell_swap.split('(')[0]}) reverts on the fork at block {block} "
-            f"({_why(sell_out)})",
-            limit_bps,
-            **fields,
-        )
-    sold_back = _delta([sell_out], token_in)
-    fields["sold_back"] = max(sold_back, 0)
-    if sold_back <= 0:
-        return _failed(
-            "swap",
-            f"{name} cannot be sold: selling the {what} back returns nothing",
-            limit_bps,
-            **fields,
-        )
+    unsold = _unsold(
+        sim,
+        name,
+        buy_calls,
+        outcomes,
+        sell_swap.split("(")[0],
+        block=block,
+        limit_bps=limit_bps,
+        fields=fields,
+    )
+    if unsold is not None:
+        return unsold
+    sold_back = fields["sold_back"]
     if fee_on_transfer:
         return _judge_fee_on_transfer(
             sim, name, limit_bps, fields, buys[-1], buy_calls[-1], reserves, pairs
@@ -569,6 +564,82 @@ def _probe_swap(
         expected_loss_bps=_bps(spent - expected_back, spent),
     )
     return _judge(sim, "swap", name, limit_bps, fields)
+
+
+def _sell(
+    sim: Simulator,
+    buy_calls: Sequence[PlannedCall],
+    token: str,
+    router: str,
+    agent: str,
+    sell: Sequence[PlannedCall],
+) -> list[SimulationOutcome]:
+    """The buy, then `sell` (approve the router for what it bought, then the sale back), in
+    one simulated block: the buy's outcomes first, the approve's and the sale's last."""
+    outcomes = sim.simulate_sequence([*buy_calls, *sell], trace=False)
+    if (
+        not outcomes[len(buy_calls)].success
+        and _buy_reverted(outcomes[: len(buy_calls)], buy_calls) is None
+    ):
+        # An approve that reverts may be a USDT-style token with an allowance left: as
+        # the planner would, reset it to 0 first and try again (only then: no extra
+        # round trip for every other token).
+        again = sim.simulate_sequence(
+            [*buy_calls, _reset(token, router, agent), *sell], trace=False
+        )
+        if again[len(buy_calls)].success:
+            outcomes = again
+    return outcomes
+
+
+def _unsold(
+    sim: Simulator,
+    name: str,
+    buy_calls: Sequence[PlannedCall],
+    outcomes: Sequence[SimulationOutcome],
+    function: str,
+    *,
+    block: int,
+    limit_bps: int,
+    fields: dict[str, Any],
+) -> RoundTrip | None:
+    """The failed round trip when the buy, the approve or the sale (`function`, the router's)
+    reverted on the fork, or the sale returned nothing of `fields["back_token"]`; else None,
+    with `fields["sold_back"]` set to what the sale returned. `outcomes` as `_sell` made them
+    (the buy's, then the approve's, the sale's last)."""
+    token_in, token_out = fields["back_token"], fields["token"]
+    reverted = _buy_reverted(outcomes[: len(buy_calls)], buy_calls)
+    if reverted:
+        return _failed("swap", f"{name}: {reverted}", limit_bps, **fields)
+    approve_out, sell_out = outcomes[-2], outcomes[-1]
+    bought, spent = fields["bought"], fields["spent"]
+    what = f"{_fmt(sim, token_out, bought)} bought for {_fmt(sim, token_in, spent)}"
+    if not approve_out.success:
+        return _failed(
+            "swap",
+            f"{name} cannot be sold: approving the router for the {what} reverts on the fork "
+            f"({_why(approve_out)})",
+            limit_bps,
+            **fields,
+        )
+    if not sell_out.success:
+        return _failed(
+            "swap",
+            f"{name} cannot be sold: selling the {what} back through the router "
+            f"({function}) reverts on the fork at block {block} ({_why(sell_out)})",
+            limit_bps,
+            **fields,
+        )
+    sold_back = _delta([sell_out], token_in)
+    fields["sold_back"] = max(sold_back, 0)
+    if sold_back <= 0:
+        return _failed(
+            "swap",
+            f"{name} cannot be sold: selling the {what} back returns nothing",
+            limit_bps,
+            **fields,
+        )
+    return None
 
 
 def _reset(token: str, router: str, agent: str) -> PlannedCall:
@@ -661,9 +732,16 @@ def _declared_fee(call: PlannedCall, token: str) -> int | None:
 
 
 def _judge(
-    sim: Simulator, kind: str, name: str, limit_bps: int, fields: dict[str, Any]
+    sim: Simulator,
+    kind: str,
+    name: str,
+    limit_bps: int,
+    fields: dict[str, Any],
+    *,
+    source: tuple[str, str] = ("the reserves", "give"),
 ) -> RoundTrip:
-    """Pass or fail on what came back (`fields`: back_token, sold_back, expected_back...)."""
+    """Pass or fail on what came back (`fields`: back_token, sold_back, expected_back...).
+    `source`: what the expected amount comes from, and its verb, for the reason."""
     back, sold_back, expected_back = (
         fields["back_token"],
         fields["sold_back"],
@@ -678,13 +756,14 @@ def _judge(
     at = f"at block {fields.get('block_number')}"
     if within:
         reason = (
-            f"{name} sells back: {got} returned of {expected} expected from the reserves {at}, "
+            f"{name} sells back: {got} returned of {expected} expected from {source[0]} {at}, "
             f"{max(loss, 0):g} bps beyond fees (limit {limit_bps})"
         )
     else:
         reason = (
             f"{name} loses {loss:g} bps beyond the pools' fees on a round trip (limit "
-            f"{limit_bps}): selling back returned {got}, but the reserves {at} give {expected}"
+            f"{limit_bps}): selling back returned {got}, but {source[0]} {at} {source[1]} "
+            f"{expected}"
         )
     return RoundTrip(
         kind=kind,
@@ -889,36 +968,88 @@ def check_plan_round_trip(
     weth: str | None,
     numeraire: str | None,
     config: RoundTripConfig | None = None,
+    addresses: ProtocolAddresses | None = None,
 ) -> tuple[RoundTrip, Verdict] | None:
     """The agent loop's step after a plan's simulation and outcome checks: None when the
-    intent buys nothing (or the probe is disabled), else the probe and its verdict."""
+    intent buys nothing (or the probe is disabled), else the probe and its verdict.
+
+    The probe is the one of the protocol that planned the intent (the registry's route by
+    kind and venue, its adapter's `round_trip` hook): Uniswap V2's below for its swaps and
+    liquidity adds (`router`), Uniswap V3's (defiagent/protocols/uniswap_v3/round_trip.py)
+    for a swap on venue "uniswap-v3", whose SwapRouter and QuoterV2 it reads from
+    `addresses` (the planner's). A protocol without a probe cannot probe its buys: they are
+    refused, as is anything that stops a probe from running."""
     config = config if config is not None else RoundTripConfig()
     if not config.enabled or not needs_probe(intent, weth=weth, numeraire=numeraire):
         return None
-    limit = config.max_round_trip_loss_bps
-    if intent.kind == "add-liquidity":
-        probe = probe_liquidity_round_trip(
+    request = RoundTripRequest(
+        intent=intent,
+        calls=list(calls),
+        outcomes=None if outcomes is None else list(outcomes),
+        agent=agent,
+        router=router,
+        addresses=addresses,
+        limit_bps=config.max_round_trip_loss_bps,
+    )
+    probe = _protocol_probe(simulator, request)
+    return probe, RoundTripSellable(config).judge(probe)
+
+
+def _protocol_probe(simulator: Simulator, request: RoundTripRequest) -> RoundTrip:
+    """The probe of the protocol that planned the intent; never raises."""
+    intent, limit = request.intent, request.limit_bps
+    kind: Literal["swap", "liquidity"] = "liquidity" if intent.kind == "add-liquidity" else "swap"
+    fields: dict[str, Any] = {}
+    if kind == "swap":
+        fields = {
+            "token": getattr(intent, "token_out", None),
+            "back_token": getattr(intent, "token_in", None),
+        }
+    try:
+        adapter = registry.route(intent)
+        probe = adapter.round_trip(simulator, request)
+        if probe is None:
+            raise ProbeError(
+                f"{adapter.title} has no round-trip probe, so a buy it plans cannot be checked"
+            )
+        return probe
+    except Exception as exc:  # fail closed: whatever stopped the probe refuses the buy
+        log.warning("round-trip probe could not run: %s", exc)
+        return _cannot_run(kind, exc, limit, **fields)
+
+
+def probe_v2_plan(simulator: Simulator, request: RoundTripRequest) -> RoundTrip:
+    """Uniswap V2's probe of a buy it planned (its adapter's `round_trip` hook): the swap's
+    round trip through `request.router` along the reverse of its path, or the liquidity
+    add's through removeLiquidity. Never raises."""
+    intent = request.intent
+    if isinstance(intent, AddLiquidity):
+        return probe_liquidity_round_trip(
             simulator,
-            agent,
-            router,
-            calls,
+            request.agent,
+            request.router,
+            request.calls,
             intent.token_a,
             intent.token_b,
-            limit_bps=limit,
-            buy_outcomes=outcomes,
+            limit_bps=request.limit_bps,
+            buy_outcomes=request.outcomes,
         )
-    else:
-        probe = probe_round_trip(
-            simulator,
-            agent,
-            router,
-            calls,
-            intent.token_in,
-            intent.token_out,
-            limit_bps=limit,
-            buy_outcomes=outcomes,
+    if not isinstance(intent, SwapExactIn | SwapExactOut):
+        return _cannot_run(
+            "swap",
+            ProbeError(f"a {intent.kind} is not a buy Uniswap V2 can probe"),
+            request.limit_bps,
         )
-    return probe, RoundTripSellable(config).judge(probe)
+    return probe_round_trip(
+        simulator,
+        request.agent,
+        request.router,
+        request.calls,
+        intent.token_in,
+        intent.token_out,
+        limit_bps=request.limit_bps,
+        buy_outcomes=request.outcomes,
+    )
 
 
 # ------------------------------------------------------------------------------ propose
@@ -1037,4 +1168,5 @@ __all__ = [
     "probe_liquidity_round_trip",
     "probe_round_trip",
     "probe_token",
+    "probe_v2_plan",
 ]

@@ -16,6 +16,7 @@ from defiagent.protocols.base import (
     ProtocolAddresses,
     ProtocolPlanner,
     QuoteRequest,
+    RoundTripRequest,
 )
 from defiagent.protocols.scopes import fn
 from defiagent.protocols.uniswap_v2.functions import (
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from defiagent.config import MarketConfig
     from defiagent.market.reader import ChainReader
     from defiagent.market.references import ReferenceSource
+    from defiagent.simulation.round_trip import RoundTrip
+    from defiagent.simulation.simulator import Simulator
 
 SELF = ConstraintKind.EQUALS_SELF
 TOKENS = ConstraintKind.IN_TOKEN_ALLOWLIST
@@ -90,6 +93,13 @@ class UniswapV2(ProtocolAdapter):
         if request.exact == "in":
             return market.quote_out(path, request.amount)
         return market.quote_in(path, request.amount)
+
+    def round_trip(self, simulator: Simulator, request: RoundTripRequest) -> RoundTrip | None:
+        # Buy, then sell back through Router02 (or remove the liquidity added), judged by
+        # exact constant-product math from the reserves at the block.
+        from defiagent.simulation.round_trip import probe_v2_plan
+
+        return probe_v2_plan(simulator, request)
 
     def price_references(self, market: MarketConfig) -> Sequence[ReferenceSource]:
         from defiagent.protocols.uniswap_v2.twap import TwapReference

@@ -19,6 +19,7 @@ from defiagent.protocols.base import (
     ProtocolAddresses,
     ProtocolPlanner,
     QuoteRequest,
+    RoundTripRequest,
 )
 from defiagent.protocols.uniswap_v3.functions import router_functions
 from defiagent.protocols.uniswap_v3.planner import NAME, UniswapV3Planner, UniswapV3Settings
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from web3 import Web3
 
     from defiagent.market.sanity import PriceSanityLimits
+    from defiagent.simulation.round_trip import RoundTrip
+    from defiagent.simulation.simulator import Simulator
 
 
 # @uniswap/v3-core 1.0.1 and v3-periphery 1.4.4 publish the factory's, pools', SwapRouter's
@@ -116,6 +119,16 @@ class UniswapV3(ProtocolAdapter):
             except DefiagentError:
                 continue  # no pool, no liquidity: left out, so the guard refuses the swap
         return out
+
+    def round_trip(self, simulator: Simulator, request: RoundTripRequest) -> RoundTrip | None:
+        """Buy, then exactInput back along the reverse path through the SwapRouter, judged
+        against QuoterV2's quote of that sale after the buy (uniswap_v3/round_trip.py)."""
+        from defiagent.protocols.uniswap_v3.round_trip import probe_plan
+
+        addresses = request.addresses
+        return probe_plan(
+            simulator, request, self._settings(addresses) if addresses is not None else None
+        )
 
     def own_pools(self, addresses: ProtocolAddresses) -> Sequence[str]:
         s = self._settings(addresses)

@@ -47,8 +47,9 @@ class RoundTripSellable(Described[RoundTripConfig]):
     description: ClassVar[str] = (
         "a buy (a swap to a token other than the numeraire or WETH, or an add-liquidity) must "
         "sell back on the fork in the same block, through the same router, and return what "
-        "the reserves' exact Uniswap V2 math says less at most the configured loss beyond the "
-        "pools' fees; a probe that cannot run refuses"
+        "the pools' own math says (exact Uniswap V2 math from the reserves; QuoterV2 for a "
+        "Uniswap V3 buy) less at most the configured loss beyond the pools' fees; a probe "
+        "that cannot run refuses"
     )
     threat: ClassVar[str] = (
         "a honeypot token can be bought but not sold (its transfers to the pool revert) or "
