@@ -44,7 +44,7 @@ from defiagent.errors import ConfigError
 from defiagent.guard.rules.intent_kind_allowed import DEFAULT_KINDS
 from defiagent.monitoring.audit_log import AuditReport, verify_audit_log
 from defiagent.monitoring.kill_switch import FILENAME as KILL_SWITCH_FILE
-from defiagent.protocols.uniswap_v3.devnet_traders import V3Noise
+from defiagent.protocols import registry
 from defiagent.secrets.agent import references_in
 from defiagent.secrets.demo import demo_vault, vault_keystore, with_vault_secrets
 from defiagent.strategy.builtin.rogue import ESCAPES
@@ -171,6 +171,19 @@ def _v3_pool(deployed: Deployed, fee: int) -> dict[str, Any] | None:
     return next((p for p in pools if p["fee"] == fee and {p["token0"], p["token1"]} == pair), None)
 
 
+def _v3_noise(
+    w3: Web3, deployed: Deployed, pool: dict[str, Any] | None
+) -> Callable[[], str] | None:
+    """V3's devnet trader (through the registry), on the one V3 pool the demo trades."""
+    adapter = registry.by_name("uniswap-v3")
+    if pool is None or adapter is None:
+        return None
+    v3 = deployed.deployments["uniswap-v3"]
+    only = v3.model_copy(update={"extra": v3.extra | {"pools": [pool]}})
+    traders = adapter.devnet_traders(w3, {**deployed.deployments, "uniswap-v3": only})
+    return traders[0][1] if traders else None
+
+
 def _vault(deployed: Deployed) -> str | None:
     d = deployed.deployments.get("erc4626")
     if d is None or "erc4626" in deployed.left_out:
@@ -201,18 +214,7 @@ def run_demo(
         market, vault_address = deployed.market, _vault(deployed)
         v3_pool = _v3_pool(deployed, V3_FEE)
         noise = MarketNoise(w3, market)
-        v3_noise = (
-            V3Noise(
-                w3,
-                deployed.deployments["uniswap-v3"].extra | {"pools": [v3_pool]},
-                deployed.deployments["erc20"].extra,
-                min_pct=0.5,
-                max_pct=1.5,
-            )
-            if v3_pool is not None
-            else None
-        )
-
+        v3_noise = _v3_noise(w3, deployed, v3_pool)
         emit("stage", f"opening the agent's signer ({signer_backend})")
         vault = None
         if secrets_backend == "openbao":  # every secret from a local OpenBao (vault: refs)
@@ -296,7 +298,7 @@ def run_demo(
             for _ in range(ticks):
                 moves.append(noise.step())
                 if v3_noise is not None:
-                    moves.append(f"V3: {v3_noise.step()}")
+                    moves.append(f"V3: {v3_noise()}")
                 report = runtime.agent.tick()
                 reports.append(report)
                 emit("tick", report)

@@ -104,7 +104,8 @@ def test_every_registered_protocol_is_deployed_and_allowlisted_or_said_to_be_lef
             continue
         assert addresses <= allowlisted, name
         if deployment["settings"] and adapter.Settings is not None:
-            assert config["protocols"][name] == deployment["settings"]
+            # agent.toml may add tuning (a V3 TWAP window its young pools can answer).
+            assert deployment["settings"].items() <= config["protocols"][name].items()
         elif deployment["settings"]:
             assert deployment["settings"].items() <= config["protocols"].items()
 

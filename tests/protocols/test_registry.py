@@ -35,7 +35,8 @@ PACKAGE = ROOT / "defiagent"
 KNOWN_DIRECT = {
     # Uniswap V2 only by design: the backtest replays V2 pools' Sync history with exact fills.
     "defiagent/backtest/engine.py",
-    # The honeypot round trip sells back through Router02 (V2 pools only).
+    # The honeypot round trip: Router02's probe (V2 pools) lives there; other protocols'
+    # probes are their adapters' `round_trip` hooks (Uniswap V3's in its folder).
     "defiagent/simulation/round_trip.py",
     # A snapshot's pools are V2 pairs; their constant-product quotes live in the V2 folder.
     "defiagent/market/models.py",
