@@ -73,9 +73,7 @@ def scoped(address: str, name: str, protocol: str, kind: str) -> Contract:
 BYTECODE_MYTHRIL_SECONDS = 10
 
 
-def write_trust_roots(
-    root: Path, reviewers: list, auditor, *, bytecode_only: bool = False
-) -> None:
+def write_trust_roots(root: Path, reviewers: list, auditor, *, bytecode_only: bool = False) -> None:
     """reviewers.toml and policy.toml; `bytecode_only` lets contracts whose sources are not
     published be reviewed on their bytecode (Mythril instead of Slither)."""
     root.mkdir(parents=True, exist_ok=True)
