@@ -95,16 +95,11 @@ def test_demo_json(capsys):
     html = Path(doc["workdir"]) / "report.html"
     assert main(["report", "--audit-log", doc["audit_log"], "--html", str(html), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)["report"]
-    swaps = [
-        i
-        for t in doc["ticks"]
-        for i in t["intents"]
-        if i["status"] == "executed" and i["kind"].startswith("swap")
-    ]
-    assert len(report["trades"]) == len(swaps)
-    # Each trade names the pinned code that made it (the two mean-reversion strategies').
-    traders = {doc["pins"]["mean-reversion"], doc["pins"]["mean-reversion-v3"]}
-    assert {row["trade"]["pin"] for row in report["trades"]} == traders
+    # Every executed intent moved assets (swaps and the vault's deposits and withdraws)...
+    assert len(report["trades"]) == len(executed)
+    # ...and each trade names the pinned code that made it.
+    honest = {doc["pins"][n] for n in ("mean-reversion", "mean-reversion-v3", "treasury")}
+    assert {row["trade"]["pin"] for row in report["trades"]} == honest
     assert report["refusals_by_rule"]["recipient-is-self"] >= 1
     assert len(report["value_series"]) >= 3  # one risk record per tick
     assert "<svg" in html.read_text()
