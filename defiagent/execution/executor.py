@@ -91,6 +91,7 @@ class Executor:
         confirmations: int = 1,
         receipt_timeout: float = 60.0,
         poll_interval: float = 0.05,
+        drop_grace_seconds: float = 2.0,
         rpc_timeout: float = 10.0,
         on_step: Callable[[str, str], None] | None = None,
         submitter: Submitter | None = None,
@@ -106,6 +107,11 @@ class Executor:
         self.confirmations = confirmations
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
+        # How long a used nonce with none of our receipts must last before the entry is
+        # called dropped: behind one URL, a node may count a block whose receipts another
+        # node does not serve yet, and a trade wrongly called dropped could be made twice.
+        self.drop_grace_seconds = drop_grace_seconds
+        self._nonce_taken_since: dict[str, float] = {}
         self.on_step = on_step
         self.nonces = NonceManager(self.rpc, journal)
         self.submitter: Submitter = (
@@ -498,6 +504,10 @@ class Executor:
                 if self.confirmations > 1:
                     return None  # ours, not deep enough yet
                 return self._finish_mined(entry, attempts, mined)
+            since = self._nonce_taken_since.setdefault(entry.key, time.monotonic())
+            if time.monotonic() - since < self.drop_grace_seconds:
+                return None  # our receipt may still show up: ask again
+            self._nonce_taken_since.pop(entry.key, None)
             reason = f"nonce {nonce} was used by a transaction this journal did not send"
             self.journal.finish(entry.key, State.DROPPED, reason=reason)
             self._record("execution.dropped", {"key": entry.key, "nonce": nonce, "reason": reason})

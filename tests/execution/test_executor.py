@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from eth_account import Account
 
@@ -185,6 +187,31 @@ def test_signed_tx_whose_nonce_went_elsewhere_is_marked_dropped(w3, dex, signer,
     assert "nonce 0 was used" in result.reason
     assert w3.eth.get_transaction_count(signer.address) == 1
     assert other.hash != signed.hash
+
+
+def test_a_receipt_lagging_the_nonce_count_is_waited_for_not_called_dropped(
+    w3, dex, signer, make_executor, monkeypatch
+):
+    """Behind one RPC URL a node may count our mined nonce while another does not serve the
+    receipt yet: within the grace period the entry stays pending, then it is confirmed."""
+    import defiagent.execution.executor as executor_module
+
+    real = executor_module.find_mined
+    hidden_until = time.monotonic() + 0.6
+
+    def lagging(rpc, hashes, confirmations):
+        return None if time.monotonic() < hidden_until else real(rpc, hashes, confirmations)
+
+    monkeypatch.setattr(executor_module, "find_mined", lagging)
+    executor = make_executor(signer, drop_grace_seconds=2.0)
+    result = executor.execute(wrap_call(dex, signer.address), ok_outcome())
+    assert result.state == State.CONFIRMED
+    # With no grace the same lag is (wrongly) read as someone else's transaction: the
+    # grace is what keeps a mined trade from being called dropped and made again.
+    hidden_until = time.monotonic() + 0.6
+    hasty = make_executor(signer, drop_grace_seconds=0.0)
+    call = wrap_call(dex, signer.address, intent_id="wrap-2")
+    assert hasty.execute(call, ok_outcome()).state == State.DROPPED
 
 
 def test_rpc_down_fails_closed(dex, signer, tmp_path):
