@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from defiagent.agent.ports import ExecutionResult
 from defiagent.errors import InfraError, Refused
+from defiagent.execution import executor as execution
 from defiagent.execution.executor import Executor
 from defiagent.execution.journal import IN_FLIGHT, State
 from defiagent.execution.models import PlannedCall
@@ -26,6 +27,23 @@ class JournaledExecutor:
             return []
         return [r.model_dump(mode="json") for r in self.executor.reconcile()]
 
+    @property
+    def bundles(self) -> bool:
+        """Whether a plan can go out as one bundle (a private relay takes bundles)."""
+        return self.executor.submitter.mode == "private"
+
+    def execute_bundle(
+        self, items: list[tuple[PlannedCall, SimulationOutcome]]
+    ) -> list[ExecutionResult]:
+        """Each call's result, the bundle's calls in order; all fail alike when it does."""
+        try:
+            results = self.executor.execute_bundle(items)
+        except Refused as exc:
+            return [ExecutionResult(status="refused", reason=exc.message)] * len(items)
+        except InfraError as exc:
+            return [ExecutionResult(status="failed", reason=exc.message)] * len(items)
+        return [self._result(r) for r in results]
+
     def execute(self, call: PlannedCall, outcome: SimulationOutcome) -> ExecutionResult:
         try:
             result = self.executor.execute(call, outcome)
@@ -33,6 +51,10 @@ class JournaledExecutor:
             return ExecutionResult(status="refused", reason=exc.message)
         except InfraError as exc:
             return ExecutionResult(status="failed", reason=exc.message)
+        return self._result(result)
+
+    @staticmethod
+    def _result(result: execution.ExecutionResult) -> ExecutionResult:
         common = {
             "tx_hash": result.tx_hash,
             "block_number": result.block_number,

@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from web3 import Web3
 
 from defiagent.agent.observe import drifted_entries, observe_code, pinned_code_problem
-from defiagent.agent.ports import CallExecutor, StrategyPort
+from defiagent.agent.ports import CallExecutor, ExecutionResult, StrategyPort
 from defiagent.agent.reports import IntentReport, Refusal, TickReport, refusals_of
 from defiagent.agent.risk_desk import PlannedExit, RiskDesk, StrategyRisk
 from defiagent.agent.state import RateWindow, SpendLedger
@@ -838,34 +838,17 @@ class Agent:
                 refusal = Refusal(rule=verdict.rule, reason=verdict.reason)
                 return refused("outcome", [refusal], plan)
 
-        # execute call by call; a later call is simulated again on the state just mined
-        for index, (call, outcome) in enumerate(zip(calls, outcomes, strict=True)):
-            if index > 0:
-                try:
-                    with p.metrics.time("simulate"):
-                        outcome = p.simulator.simulate(call)
-                    p.metrics.simulations.labels(
-                        result="ok" if outcome.success else "reverted"
-                    ).inc()
-                except DefiagentError as exc:
-                    p.metrics.simulations.labels(result="error").inc()
-                    return refused(
-                        "simulation", [Refusal(rule="simulation", reason=exc.message)], plan
-                    )
-                again = self._check(intent.id, call, outcome, check_ctx, ctx)
-                if again:
-                    return refused("outcome", _dedupe(again), plan)
+        def pinned_problem(call: PlannedCall, outcome: SimulationOutcome) -> str | None:
             # The pinned code is still there at the block the transaction is sent at.
             try:
-                problem = pinned_code_problem(
+                return pinned_code_problem(
                     p.rpc, checked_allowlist, [call.target, *outcome.touched]
                 )
             except DefiagentError as exc:
-                problem = f"the code could not be read again right before signing: {exc.message}"
-            if problem:
-                return refused("execution", [Refusal(rule="codehash-pinned", reason=problem)], plan)
-            with p.metrics.time("execute"):
-                result = p.executor.execute(call, outcome)
+                return f"the code could not be read again right before signing: {exc.message}"
+
+        def settle(call: PlannedCall, result: ExecutionResult) -> IntentReport | None:
+            """Account for one sent call; the intent's report when it ends here."""
             p.metrics.sends.labels(status=result.status).inc()
             if result.tx_hash:
                 hashes.append(result.tx_hash)
@@ -890,6 +873,52 @@ class Agent:
                 granted.append(approval)
             spent = sum(outflow_value(c, ctx.prices)[0] for c in (inner if p.safe else [call]))
             self.spend.add(p.clock(), spent)
+            return None
+
+        bundle = getattr(p.executor, "execute_bundle", None)
+        if len(calls) > 1 and p.safe is None and getattr(p.executor, "bundles", False) and bundle:
+            # A private relay takes the plan as one bundle: every call in one block, in
+            # order, or none; so each lands on the state its simulation assumed.
+            for call, outcome in zip(calls, outcomes, strict=True):
+                problem = pinned_problem(call, outcome)
+                if problem:
+                    return refused(
+                        "execution", [Refusal(rule="codehash-pinned", reason=problem)], plan
+                    )
+            with p.metrics.time("execute"):
+                results = bundle(list(zip(calls, outcomes, strict=True)))
+            for call, result in zip(calls, results, strict=True):
+                ended = settle(call, result)
+                if ended is not None:
+                    return ended
+        else:
+            # call by call; a later call is simulated again on the state just mined
+            for index, (call, outcome) in enumerate(zip(calls, outcomes, strict=True)):
+                if index > 0:
+                    try:
+                        with p.metrics.time("simulate"):
+                            outcome = p.simulator.simulate(call)
+                        p.metrics.simulations.labels(
+                            result="ok" if outcome.success else "reverted"
+                        ).inc()
+                    except DefiagentError as exc:
+                        p.metrics.simulations.labels(result="error").inc()
+                        return refused(
+                            "simulation", [Refusal(rule="simulation", reason=exc.message)], plan
+                        )
+                    again = self._check(intent.id, call, outcome, check_ctx, ctx)
+                    if again:
+                        return refused("outcome", _dedupe(again), plan)
+                problem = pinned_problem(call, outcome)
+                if problem:
+                    return refused(
+                        "execution", [Refusal(rule="codehash-pinned", reason=problem)], plan
+                    )
+                with p.metrics.time("execute"):
+                    result = p.executor.execute(call, outcome)
+                ended = settle(call, result)
+                if ended is not None:
+                    return ended
         p.audit.record("executed", {"intent_id": intent.id, "tx_hashes": hashes})
         return IntentReport(**base, plan=plan, status="executed", stage="done", tx_hashes=hashes)
 

@@ -6,8 +6,9 @@
         use = relay_use(relay, runtime.audit_path)       # what went through it, for a table
 
 The relay is the emulator from defiagent/testing/relay.py in front of the demo's anvil: it
-includes each private transaction in the next block, so the demo runs at its usual pace;
-no transaction of the agent touches the public mempool (`public_sends` stays 0).
+includes each private transaction or bundle in the next block, so the demo runs at its
+usual pace; a plan of several calls (approve, then swap) goes as one bundle; no
+transaction of the agent touches the public mempool (`public_sends` stays 0).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ class RelayUse(BaseModel):
 
     relay: str
     private_submissions: int  # eth_sendPrivateTransaction requests the relay received
-    bundles: int  # eth_sendBundle requests
-    included: int  # private transactions and bundles it landed on chain
-    expired: int
+    bundles: int  # bundles the agent submitted (each offered for every block of its window)
+    included: int  # the agent's private transactions the relay landed on chain
+    expired: int  # the agent's private transactions whose window passed without them
     public_sends: int  # the agent's transactions sent to the public mempool (fallback)
-    tx_hashes: list[str]  # what the agent sent privately, from its audit log
+    tx_hashes: list[str]  # what the agent sent privately (alone or bundled), from its audit log
 
 
 @contextlib.contextmanager
@@ -59,13 +60,20 @@ def relay_use(relay: RelayEmulator, audit_path: Path) -> RelayUse:
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 record = json.loads(line)
                 kinds.setdefault(record["kind"], []).append(record.get("payload") or {})
-    summary = relay.summary()
+    bundles = kinds.get("broadcast.bundle-submitted", [])
+    sent = [str(p.get("tx_hash")) for p in kinds.get("broadcast.private-submitted", [])]
+    sent += [str(h) for p in bundles for h in p["tx_hashes"]]
+    sent = list(dict.fromkeys(sent))  # a re-send is the same transaction
+    # What became of each transaction, over every request that carried it.
+    fates = [{held.state for held in relay.find(tx)} for tx in sent]
     return RelayUse(
         relay=relay.url,
         private_submissions=len(relay.calls("eth_sendPrivateTransaction")),
-        bundles=len(relay.calls("eth_sendBundle")),
-        included=summary.get("included", 0),
-        expired=summary.get("expired", 0),
+        bundles=len(bundles),
+        included=sum(1 for states in fates if "included" in states),
+        expired=sum(
+            1 for states in fates if "expired" in states and not states & {"included", "pending"}
+        ),
         public_sends=len(kinds.get("broadcast.public-sent", [])),
-        tx_hashes=[str(p.get("tx_hash")) for p in kinds.get("broadcast.private-submitted", [])],
+        tx_hashes=sent,
     )

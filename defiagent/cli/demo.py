@@ -95,7 +95,7 @@ def demo(
         "forged_executed": sum(1 for f in result.forged if f.executed),
         "signer_forged": len(result.signer_forged),
         "signer_forged_signed": sum(1 for f in result.signer_forged if not f.refused),
-        "private_submissions": result.relay.private_submissions if result.relay else 0,
+        "private_transactions": len(result.relay.tx_hashes) if result.relay else 0,
         "public_sends": result.relay.public_sends if result.relay else 0,
     }
     doc = {"ok": True, "summary": summary, **result.model_dump(mode="json")}
@@ -147,9 +147,10 @@ def demo(
         if result.relay is not None:
             r = result.relay
             console.print(
-                f"private relay {r.relay}: received {r.private_submissions} private "
-                f"transactions and {r.bundles} bundles, included {r.included}, expired "
-                f"{r.expired}; sent to the public mempool: {r.public_sends}",
+                f"private relay {r.relay}: the agent sent it {len(r.tx_hashes)} transactions "
+                f"({r.bundles} plans as bundles, each landing whole in one block, and "
+                f"{r.private_submissions} alone); included {r.included}, expired {r.expired}; "
+                f"sent to the public mempool: {r.public_sends}",
                 highlight=False,
             )
         for protocol, why in result.left_out.items():

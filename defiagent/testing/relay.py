@@ -337,6 +337,9 @@ class RelayEmulator:
         if automine:
             up.call("anvil_setAutomine", False)
         try:
+            # Someone else's transaction sent as automine paused would share (and, on a
+            # rollback, vanish with) the builder's block: mine it first, as the chain would.
+            self._mine_waiting()
             snapshot = up.call("evm_snapshot")
             sent: list[str] = []
             ok = True
@@ -371,6 +374,15 @@ class RelayEmulator:
         finally:
             if automine:
                 up.call("anvil_setAutomine", True)
+                # One that arrived while paused would wait for the next transaction.
+                self._mine_waiting()
+
+    def _mine_waiting(self) -> None:
+        """Mine a block when anvil's pool holds transactions (sent by others, not held)."""
+        with contextlib.suppress(RpcError):
+            status = self.upstream.call("txpool_status") or {}
+            if int(str(status.get("pending", "0x0")), 16) > 0:
+                self.upstream.call("evm_mine")
 
 
 def start_relay(upstream_url: str, **knobs: Any) -> RelayEmulator:

@@ -36,9 +36,12 @@ def test_demo_json(capsys):
     # ...and every transaction went to the private relay, none to the public mempool.
     relay = doc["relay"]
     assert relay["public_sends"] == summary["public_sends"] == 0
-    sent = sum(len(i["tx_hashes"]) for i in executed)
-    assert relay["private_submissions"] == relay["included"] == sent
+    sent = [h for i in executed for h in i["tx_hashes"]]
+    assert set(relay["tx_hashes"]) == set(sent)
+    assert relay["included"] == len(sent) == summary["private_transactions"]
     assert relay["expired"] == 0
+    # A plan of two calls (approve, then the swap or deposit) went as one bundle.
+    assert relay["bundles"] == sum(1 for i in executed if len(i["tx_hashes"]) == 2)
     rules = {
         r["rule"]
         for t in doc["ticks"]

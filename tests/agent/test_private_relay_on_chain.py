@@ -34,4 +34,10 @@ def test_an_honest_swap_goes_through_the_private_relay(start_agent, market, cw3,
         assert relay.find(tx)[0].state == "included"
     seen = kinds(runtime.audit_path)
     assert "broadcast" in seen
-    assert "broadcast.private-submitted" in seen
+    # Its plan (approve, then swap) went as one bundle: both calls landed in one block.
+    assert "broadcast.bundle-submitted" in seen
+    assert relay.calls("eth_sendBundle")  # one bundle, offered for each block until it lands
+    assert not relay.calls("eth_sendPrivateTransaction")
+    if len(intent.tx_hashes) > 1:
+        blocks = {cw3.eth.get_transaction_receipt(tx)["blockNumber"] for tx in intent.tx_hashes}
+        assert len(blocks) == 1
