@@ -445,6 +445,27 @@ def probe_round_trip(
         return _cannot_run("swap", exc, limit_bps, **fields)
 
 
+def _measure_buy(
+    sim: Simulator,
+    buys: Sequence[SimulationOutcome],
+    token_in: str,
+    token_out: str,
+    limit_bps: int,
+    fields: dict[str, Any],
+) -> RoundTrip | None:
+    """What the buy delivered and spent, into `fields`; the failed probe when it delivered
+    nothing. A buy that spends nothing cannot be judged (ProbeError)."""
+    bought = _delta(buys, token_out)
+    spent = -_delta(buys[-1:], token_in)
+    fields.update(bought=max(bought, 0), spent=max(spent, 0))
+    if bought <= 0:
+        what = f"the buy delivers no {_symbol(sim, token_out)} to the agent on the fork"
+        return _failed("swap", what, limit_bps, **fields)
+    if spent <= 0:
+        raise ProbeError(f"the buy spends no {_symbol(sim, token_in)}")
+    return None
+
+
 def _swap_path(call: PlannedCall) -> list[str]:
     selector = selector_of(call.data)
     signature = {
@@ -487,15 +508,10 @@ def _probe_swap(
         reverted = _buy_reverted(buys, buy_calls)
         if reverted:
             return _failed("swap", f"{name}: {reverted}", limit_bps, **fields)
-        bought = _delta(buys, token_out)
-        spent = -_delta(buys[-1:], token_in)
-        fields.update(bought=max(bought, 0), spent=max(spent, 0))
-        if bought <= 0:
-            return _failed(
-                "swap", f"the buy delivers no {name} to the agent on the fork", limit_bps, **fields
-            )
-        if spent <= 0:
-            raise ProbeError(f"the buy spends no {_symbol(sim, token_in)}")
+        failed = _measure_buy(sim, buys, token_in, token_out, limit_bps, fields)
+        if failed is not None:
+            return failed
+        bought, spent = fields["bought"], fields["spent"]
         back = list(reversed(path))
         fee_on_transfer = selector_of(buy_calls[-1].data) == _SWAP_EXACT_IN_FOT
         sell_swap = SWAP_EXACT_IN_FOT if fee_on_transfer else SWAP_EXACT_IN

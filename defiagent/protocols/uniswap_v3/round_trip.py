@@ -73,12 +73,12 @@ from defiagent.simulation.round_trip import (
     _buy_reverted,
     _cannot_run,
     _deadline,
-    _delta,
     _eth_call,
     _factory,
     _failed,
     _fmt,
     _judge,
+    _measure_buy,
     _Pinned,
     _sell,
     _simulator,
@@ -215,15 +215,10 @@ def _probe(
         reverted = _buy_reverted(buys, buy_calls)
         if reverted:
             return _failed("swap", f"{name}: {reverted}", limit_bps, **fields)
-        bought = _delta(buys, token_out)
-        spent = -_delta(buys[-1:], token_in)
-        fields.update(bought=max(bought, 0), spent=max(spent, 0))
-        if bought <= 0:
-            return _failed(
-                "swap", f"the buy delivers no {name} to the agent on the fork", limit_bps, **fields
-            )
-        if spent <= 0:
-            raise ProbeError(f"the buy spends no {_symbol(sim, token_in)}")
+        failed = _measure_buy(sim, buys, token_in, token_out, limit_bps, fields)
+        if failed is not None:
+            return failed
+        bought, spent = fields["bought"], fields["spent"]
         pools = _pools(sim.fork, tag, router, path, fees)
         fields["pools"] = pools
         # What the last pool paid: what an honest token would have delivered.
