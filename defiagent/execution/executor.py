@@ -565,6 +565,7 @@ class Executor:
         return ExecutionResult.of(self._entry(entry.key))
 
     def _finish_mined(self, entry: Entry, attempts: list[Attempt], mined: Mined) -> ExecutionResult:
+        self._nonce_taken_since.pop(entry.key, None)  # its receipt came in the grace period
         kind = next(a.kind for a in attempts if a.tx_hash == mined.tx_hash)
         if kind == AttemptKind.CANCEL:
             state, reason = State.CANCELLED, "cancelled by a 0-value transfer at the same nonce"
